@@ -1,0 +1,360 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"sync"
+
+	json "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/mpbridge/mpbridge/handles"
+)
+
+// Params are the named parameters of an incoming call, without "$self".
+type Params struct {
+	conn    *Conn
+	members []member
+	used    []bool
+	handles bool
+}
+
+// Len reports the number of parameters.
+func (p *Params) Len() int { return len(p.members) }
+
+// Names lists the parameter names in the order they were sent.
+func (p *Params) Names() []string {
+	out := make([]string, len(p.members))
+	for i, m := range p.members {
+		out[i] = m.name
+	}
+	return out
+}
+
+// Raw returns the JSON text of parameter name.
+func (p *Params) Raw(name string) (jsontext.Value, bool) {
+	for _, m := range p.members {
+		if m.name == name {
+			return m.value, true
+		}
+	}
+	return nil, false
+}
+
+// Decode decodes parameter name into v. A missing parameter, a value of the
+// wrong JSON type or an unknown member inside it is a CodeInvalidParams
+// error naming the parameter. Handles become proxies that stay valid while
+// the call runs (and, if the call returns objects, while they live).
+func (p *Params) Decode(name string, v any) error {
+	found, err := p.DecodeOptional(name, v)
+	if err == nil && !found {
+		return Errorf(CodeInvalidParams, "invalid params: missing parameter %q", name)
+	}
+	return err
+}
+
+// DecodeOptional is Decode for a parameter that may be left out; it
+// reports whether it was present.
+func (p *Params) DecodeOptional(name string, v any) (bool, error) {
+	for i, m := range p.members {
+		if m.name != name {
+			continue
+		}
+		if p.used == nil {
+			p.used = make([]bool, len(p.members))
+		}
+		p.used[i] = true
+		if err := p.conn.unmarshal(m.value, v, p.handles, nil); err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				return true, e
+			}
+			return true, Errorf(CodeInvalidParams, "invalid params: parameter %q: %s", name, trimJSONPrefix(err))
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// CheckUnused returns a CodeInvalidParams error naming the first parameter
+// that was sent but not decoded.
+func (p *Params) CheckUnused() error {
+	for i, m := range p.members {
+		if p.used == nil || !p.used[i] {
+			return Errorf(CodeInvalidParams, "invalid params: unknown parameter %q", m.name)
+		}
+	}
+	return nil
+}
+
+var (
+	remoteType = reflect.TypeFor[*Remote]()
+	anyType    = reflect.TypeFor[any]()
+	errType    = reflect.TypeFor[error]()
+	objectType = reflect.TypeFor[Object]()
+	proxyType  = reflect.TypeFor[Proxy]()
+)
+
+var strict = json.JoinOptions(json.RejectUnknownMembers(true), json.FormatNilSliceAsNull(true), json.FormatNilMapAsNull(true))
+
+// unmarshal decodes raw into v. With handles, handle objects become
+// proxies: borrowed (pool nil) or each taking one reference from pool.
+func (c *Conn) unmarshal(raw jsontext.Value, v any, handles bool, pool map[string]int) error {
+	if !handles {
+		return json.Unmarshal(raw, v, strict)
+	}
+	var opts json.Options
+	fn := json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v any) error {
+		rv := reflect.ValueOf(v).Elem()
+		t := rv.Type()
+		if dec.PeekKind() != '{' || !(t.Kind() == reflect.Interface || t.Kind() == reflect.Func || t == remoteType) {
+			return errors.ErrUnsupported
+		}
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		id, ok := parseHandle(raw)
+		if !ok {
+			if t == anyType {
+				var x any
+				if err := json.Unmarshal(raw, &x, opts); err != nil {
+					return err
+				}
+				if x != nil {
+					rv.Set(reflect.ValueOf(x))
+				}
+				return nil
+			}
+			return fmt.Errorf(`expected a handle {"$handle": "<id>"} for %s`, t)
+		}
+		val, err := c.resolve(id, t, pool)
+		if err != nil {
+			return err
+		}
+		rv.Set(val)
+		return nil
+	})
+	opts = json.JoinOptions(strict, json.WithUnmarshalers(fn))
+	return json.Unmarshal(raw, v, opts)
+}
+
+// parseHandle recognises {"$handle": "<id>"}.
+func parseHandle(raw jsontext.Value) (string, bool) {
+	var h struct {
+		Handle *string `json:"$handle"`
+	}
+	if err := json.Unmarshal(raw, &h, json.RejectUnknownMembers(true)); err != nil || h.Handle == nil {
+		return "", false
+	}
+	return *h.Handle, true
+}
+
+// resolve turns a handle id into a value of type t.
+func (c *Conn) resolve(id string, t reflect.Type, pool map[string]int) (reflect.Value, error) {
+	if c.ownID(id) {
+		obj, iface, ok := c.table.Lookup(id)
+		if !ok {
+			return reflect.Value{}, Errorf(CodeNoSuchHandle, "handle %q names no live object on this connection", id)
+		}
+		if u, ok := obj.(Unwrapper); ok {
+			if x := u.Unwrap(); x != nil && reflect.TypeOf(x).AssignableTo(t) {
+				return reflect.ValueOf(x), nil
+			}
+		}
+		if reflect.TypeOf(obj).AssignableTo(t) {
+			return reflect.ValueOf(obj), nil
+		}
+		return reflect.Value{}, Errorf(CodeInvalidParams, "invalid params: handle %q is a %s, not a %s", id, iface, t)
+	}
+	r := &Remote{conn: c, id: id, st: &remoteState{conn: c, id: id}}
+	var val reflect.Value
+	switch {
+	case t == remoteType || t == anyType:
+		val = reflect.ValueOf(r)
+	case c.opts.Adapter != nil:
+		v, ok := c.opts.Adapter.Import(t, r)
+		if !ok {
+			return reflect.Value{}, Errorf(CodeInvalidParams, "invalid params: no proxy for %s", t)
+		}
+		val = v
+	default:
+		return reflect.Value{}, Errorf(CodeInvalidParams, "invalid params: no proxy for %s (no Adapter)", t)
+	}
+	if pool != nil && pool[id] > 0 {
+		pool[id]--
+		r.st.owned.Store(1)
+		runtime.AddCleanup(r, (*remoteState).collect, r.st)
+	}
+	return val, nil
+}
+
+// mayHoldHandles reports whether values of type t can contain handles.
+func mayHoldHandles(t reflect.Type) bool {
+	if v, ok := handleTypes.Load(t); ok {
+		return v.(bool)
+	}
+	handleTypes.Store(t, false) // breaks cycles in recursive types
+	r := computeHandles(t)
+	handleTypes.Store(t, r)
+	return r
+}
+
+var handleTypes sync.Map
+
+func computeHandles(t reflect.Type) bool {
+	if t == remoteType || t.Implements(proxyType) || t.Implements(objectType) {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Interface:
+		return t != errType
+	case reflect.Func:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
+			return false
+		}
+		return mayHoldHandles(t.Elem())
+	case reflect.Map:
+		return mayHoldHandles(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() && mayHoldHandles(f.Type) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// marshalValue encodes v, exporting the objects in it. It returns the ids
+// it referenced. A pointer to an interface value exports the pointee as
+// that interface.
+func (c *Conn) marshalValue(v any) ([]byte, []string, error) {
+	if v == nil {
+		return []byte("null"), nil, nil
+	}
+	if !mayHoldHandles(reflect.TypeOf(v)) {
+		b, err := json.Marshal(v, strict)
+		return b, nil, err
+	}
+	var exported []string
+	fn := json.MarshalToFunc(func(enc *jsontext.Encoder, v any) error {
+		rv := reflect.ValueOf(v)
+		if rv.Kind() != reflect.Pointer || rv.IsNil() {
+			return errors.ErrUnsupported
+		}
+		e := rv.Elem()
+		t := e.Type()
+		var dyn reflect.Value
+		switch {
+		case t.Kind() == reflect.Interface:
+			if e.IsNil() {
+				return errors.ErrUnsupported
+			}
+			dyn = e.Elem()
+		case t.Kind() == reflect.Func:
+			if e.IsNil() {
+				return errors.ErrUnsupported
+			}
+			dyn = e
+		case t == remoteType || t.Implements(proxyType) || t.Implements(objectType):
+			if e.Kind() == reflect.Pointer && e.IsNil() {
+				return errors.ErrUnsupported
+			}
+			dyn = e
+		default:
+			return errors.ErrUnsupported
+		}
+		id, ok, err := c.exportValue(t, dyn)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.ErrUnsupported
+		}
+		if id != "" && c.ownID(id) {
+			exported = append(exported, id)
+		}
+		if err := enc.WriteToken(jsontext.BeginObject); err != nil {
+			return err
+		}
+		if err := enc.WriteToken(jsontext.String("$handle")); err != nil {
+			return err
+		}
+		if err := enc.WriteToken(jsontext.String(id)); err != nil {
+			return err
+		}
+		return enc.WriteToken(jsontext.EndObject)
+	})
+	b, err := json.Marshal(v, strict, json.WithMarshalers(fn))
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, exported, e
+		}
+	}
+	return b, exported, err
+}
+
+// exportValue returns the id under which v (static type t) is sent.
+func (c *Conn) exportValue(t reflect.Type, v reflect.Value) (string, bool, error) {
+	x := v.Interface()
+	var r *Remote
+	switch p := x.(type) {
+	case *Remote:
+		r = p
+	case Proxy:
+		r = p.BridgeRemote()
+	}
+	if r != nil {
+		if r.conn == c {
+			if r.id != handles.Bootstrap && c.table.Imported(r.id) == 0 {
+				return "", false, Errorf(CodeNoSuchHandle, "handle %q was released", r.id)
+			}
+			return r.id, true, nil
+		}
+		// A proxy of another connection: serve it here as a forwarding
+		// object, typed through the adapter.
+		if c.opts.Adapter != nil && t.Kind() == reflect.Interface && t.NumMethod() > 0 {
+			if obj, _, ok := c.opts.Adapter.Export(t, v); ok {
+				id, err := c.table.Export(obj, forwardKey{r.conn, r.id, t}, obj.Interface())
+				return id, err == nil, limitErr(err)
+			}
+		}
+		return "", false, Errorf(CodeInvalidParams, "cannot forward untyped handle %q to another connection", r.id)
+	}
+	if o, ok := x.(Object); ok {
+		var key any
+		if v.Kind() == reflect.Pointer {
+			key = o
+		}
+		id, err := c.table.Export(o, key, o.Interface())
+		return id, err == nil, limitErr(err)
+	}
+	if t == anyType || c.opts.Adapter == nil {
+		return "", false, nil
+	}
+	obj, key, ok := c.opts.Adapter.Export(t, v)
+	if !ok {
+		return "", false, nil
+	}
+	id, err := c.table.Export(obj, key, obj.Interface())
+	return id, err == nil, limitErr(err)
+}
+
+type forwardKey struct {
+	conn *Conn
+	id   string
+	t    reflect.Type
+}
+
+func limitErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Code: CodeLimit, Message: "limit reached: " + err.Error()}
+}

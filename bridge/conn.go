@@ -1,0 +1,1121 @@
+package bridge
+
+// Design notes (who owns what).
+//
+// A Conn has exactly one reader goroutine (readLoop). It decodes and routes
+// and never runs application code: responses go to the pending call that
+// waits for them; release and cancel take effect inline, so they are
+// ordered before anything the peer sent after them; each request starts in
+// a goroutine of its own (serve), so a handler that calls back into the
+// peer never blocks the reader and calls nest to any depth. Notifications
+// run one at a time, in order, on the notification queue (queue.go), and a
+// request that arrives behind a notification starts once it has run.
+//
+// Replies that the reader produces itself (parse errors and the like) are
+// written by the replier goroutine, so the reader never blocks on a write
+// while the peer is blocked writing to us.
+//
+// All mutable state is under mu, except the handle tables (their own lock)
+// and the writer (its own lock). No lock is held while application code runs
+// or while writing. Shutdown has one path, finish, which runs once: it fails
+// every pending call, cancels running handlers, drops every export and
+// closes the streams; Wait reports why the connection ended.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"reflect"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	json "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/mpbridge/mpbridge/handles"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultMaxMessageSize = 16 << 20
+	DefaultDrainTimeout   = 10 * time.Second
+	DefaultMaxInFlight    = 4096
+	DefaultMaxBatch       = 4096
+	DefaultMaxHandles     = 1 << 20
+)
+
+// Options configure a Conn. A nil *Options means all defaults.
+type Options struct {
+	// Bootstrap is the object served under the id "init" (an Object, or a
+	// value the Adapter can export as InitInterface). A connection with a
+	// bootstrap object mints handle ids starting with "s", one without
+	// mints ids starting with "c".
+	Bootstrap any
+	// InitInterface names the bootstrap object's interface; default "Init".
+	InitInterface string
+	// Adapter turns Go values into exported objects and handles into typed
+	// proxies. Without one only Objects and *Remote cross the connection.
+	Adapter Adapter
+	// Framing is the framing to write before the peer has sent anything;
+	// the default, FramingAuto, writes lines and then follows the peer.
+	Framing Framing
+	// MaxMessageSize is the largest message accepted (default 16 MiB).
+	MaxMessageSize int
+	// DrainTimeout bounds how long shutdown waits for running calls before
+	// cancelling them (default 10 s).
+	DrainTimeout time.Duration
+	// MaxInFlight bounds the requests served at once (default 4096); more
+	// are answered with CodeLimit.
+	MaxInFlight int
+	// MaxBatch bounds the members of one batch (default 4096).
+	MaxBatch int
+	// MaxHandles bounds the live exports (default 1<<20).
+	MaxHandles int
+	// Name describes the peer in errors, e.g. "mpwallet[4242]".
+	Name string
+	// PeerError, if set, is called when the input ends unexpectedly and
+	// returns what to tell pending callers (for a child process: its exit
+	// status and last stderr lines). It may block briefly.
+	PeerError func() *Error
+	// Logger receives diagnostics (dropped strays, bad releases). Default:
+	// a text logger on os.Stderr.
+	Logger *slog.Logger
+	// Discover, if set, returns the OpenRPC methods served, for rpc.discover.
+	Discover func() []any
+}
+
+// An Object is an exported object: it serves the calls addressed to its
+// handle. Method names arrive without the interface prefix.
+type Object interface {
+	Interface() string
+	Call(ctx context.Context, method string, params *Params) (result any, err error)
+}
+
+// Serial is implemented by Objects whose calls must run one at a time, in
+// arrival order.
+type Serial interface {
+	Serial() bool
+}
+
+// Unwrapper is implemented by Objects that wrap a Go value; a handle sent
+// back to its exporter decodes as that value.
+type Unwrapper interface {
+	Unwrap() any
+}
+
+// An Adapter converts between Go values and handles for one type system.
+// The callbacks package provides the usual one.
+type Adapter interface {
+	// Export returns the Object serving v, whose static type is t (an
+	// interface or func type), and an identity key (nil if none).
+	Export(t reflect.Type, v reflect.Value) (obj Object, key any, ok bool)
+	// Import returns a value of type t standing for r, or ok=false if t
+	// does not hold handles.
+	Import(t reflect.Type, r *Remote) (v reflect.Value, ok bool)
+}
+
+// Proxy is implemented by values that stand for a remote object.
+type Proxy interface {
+	BridgeRemote() *Remote
+}
+
+// Conn is one end of a bidirectional JSON-RPC 2.0 connection. Both ends
+// may call and serve at any time.
+type Conn struct {
+	opts    Options
+	log     *slog.Logger
+	table   handles.Table
+	self    string // prefix of ids we mint
+	fr      *frameReader
+	fw      frameWriter
+	rc      io.Closer
+	wc      io.Closer
+	replies chan []byte
+	ctx     context.Context // cancelled when the connection finishes
+	cancel  context.CancelFunc
+	nq      queue
+	done    chan struct{}
+	readEnd chan struct{}
+
+	mu        sync.Mutex
+	nextID    int64
+	pending   map[string]*pendingCall
+	inflight  map[string]*incoming
+	serials   map[string]*serialQueue
+	running   sync.WaitGroup
+	nrun      int
+	stopping  bool // release of init or end of input: serve nothing new
+	finished  bool
+	endErr    error  // why the connection ended (Wait)
+	failErr   *Error // what pending calls fail with
+	closeOnce sync.Once
+}
+
+type pendingCall struct {
+	ch chan *message
+}
+
+type incoming struct {
+	id        jsontext.Value
+	cancel    context.CancelFunc
+	cancelled atomic.Bool
+	answered  atomic.Bool
+	batch     *batch
+}
+
+// New starts a connection reading r and writing w. If r or w is an
+// io.Closer it is closed when the connection ends.
+func New(r io.Reader, w io.Writer, opts *Options) *Conn {
+	c := &Conn{done: make(chan struct{}), readEnd: make(chan struct{})}
+	if opts != nil {
+		c.opts = *opts
+	}
+	o := &c.opts
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.MaxHandles <= 0 {
+		o.MaxHandles = DefaultMaxHandles
+	}
+	if o.InitInterface == "" {
+		o.InitInterface = "Init"
+	}
+	if o.Name == "" {
+		o.Name = "peer"
+	}
+	c.log = o.Logger
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	c.self, c.table.Prefix = "c", "c"
+	if o.Bootstrap != nil {
+		c.self, c.table.Prefix = "s", "s"
+	}
+	c.table.MaxExports = o.MaxHandles
+	c.pending = make(map[string]*pendingCall)
+	c.inflight = make(map[string]*incoming)
+	c.serials = make(map[string]*serialQueue)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.fw.w = w
+	c.fw.mode.Store(int32(o.Framing))
+	if o.Framing == FramingAuto {
+		c.fw.mode.Store(int32(FramingLines))
+	}
+	c.fr = newFrameReader(r, o.MaxMessageSize, o.Framing, func(f Framing) { c.fw.mode.Store(int32(f)) })
+	if cl, ok := r.(io.Closer); ok {
+		c.rc = cl
+	}
+	if cl, ok := w.(io.Closer); ok {
+		c.wc = cl
+	}
+	if o.Bootstrap != nil {
+		obj := c.asObject(o.Bootstrap, o.InitInterface)
+		c.table.SetBootstrap(obj, obj.Interface())
+	}
+	c.replies = make(chan []byte, 64)
+	c.nq.conn = c
+	go c.replier()
+	go c.readLoop()
+	return c
+}
+
+// asObject returns v as an Object, exporting it through the adapter as an
+// interface named iface if it is not one already.
+func (c *Conn) asObject(v any, iface string) Object {
+	if o, ok := v.(Object); ok {
+		return o
+	}
+	if c.opts.Adapter != nil {
+		rv := reflect.ValueOf(v)
+		if o, _, ok := c.opts.Adapter.Export(rv.Type(), rv); ok {
+			return o
+		}
+	}
+	return &badObject{iface: iface, err: fmt.Errorf("bootstrap value %T is not an Object and no Adapter exports it", v)}
+}
+
+type badObject struct {
+	iface string
+	err   error
+}
+
+func (b *badObject) Interface() string { return b.iface }
+func (b *badObject) Call(context.Context, string, *Params) (any, error) {
+	return nil, &Error{Code: CodeInternalError, Message: b.err.Error()}
+}
+
+// Bootstrap returns the peer's bootstrap object. Closing it releases "init",
+// which asks the peer to shut down in order.
+func (c *Conn) Bootstrap() *Remote {
+	r := &Remote{conn: c, id: handles.Bootstrap, iface: "Init", st: &remoteState{conn: c, id: handles.Bootstrap}}
+	r.st.owned.Store(1)
+	return r
+}
+
+// Call calls method on the peer's bootstrap object; see Remote.Call.
+func (c *Conn) Call(ctx context.Context, method string, params, result any) error {
+	return c.call(ctx, "", method, params, result)
+}
+
+// Notify sends a notification to the peer's bootstrap object.
+func (c *Conn) Notify(ctx context.Context, method string, params any) error {
+	return c.notify(ctx, "", method, params)
+}
+
+// Done is closed when the connection has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Wait blocks until the connection has ended and reports why: nil after an
+// orderly shutdown (end of input, release of init, or Close), else the
+// error that ended it.
+func (c *Conn) Wait() error {
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endErr
+}
+
+// Close ends the connection at once: pending calls fail, running handlers
+// are cancelled, every exported object is dropped and both streams are
+// closed. It is safe to call more than once and concurrently.
+func (c *Conn) Close() error {
+	c.finish(nil, &Error{Code: CodeDisconnected, Message: "connection to " + c.opts.Name + " closed"})
+	<-c.done
+	return nil
+}
+
+// Handles lists the live exports and imports of the connection.
+func (c *Conn) Handles() (exports []handles.ExportInfo, imports []handles.ImportInfo) {
+	return c.table.Snapshot()
+}
+
+// ----- reading -----
+
+func (c *Conn) readLoop() {
+	defer close(c.readEnd)
+	for {
+		b, err := c.fr.next()
+		if err != nil {
+			var fe *frameError
+			if errors.As(err, &fe) {
+				c.reply(appendErrorResponse(nil, nil, &Error{Code: fe.code, Message: fe.message}))
+				continue
+			}
+			c.endOfInput(err)
+			return
+		}
+		b = bytes.TrimLeft(b, " \t\r\n")
+		msg := bytes.Clone(b)
+		if msg[0] == '[' {
+			c.handleBatch(msg)
+		} else {
+			c.handleOne(msg, nil)
+		}
+	}
+}
+
+// reply queues a reply produced by the reader.
+func (c *Conn) reply(b []byte) {
+	select {
+	case c.replies <- b:
+	case <-c.done:
+	}
+}
+
+func (c *Conn) replier() {
+	for {
+		select {
+		case b := <-c.replies:
+			if err := c.fw.write(b); err != nil {
+				c.finish(err, &Error{Code: CodeDisconnected, Message: "connection to " + c.opts.Name + " lost: " + err.Error()})
+			}
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// handleBatch answers a batch with one array once all its calls are done.
+func (c *Conn) handleBatch(b []byte) {
+	d := getDecoder(b)
+	defer putDecoder(d)
+	dec := &d.dec
+	var elems []jsontext.Value
+	_, err := dec.ReadToken()
+	for err == nil && dec.PeekKind() != ']' {
+		var v jsontext.Value
+		v, err = dec.ReadValue()
+		if err == nil {
+			if len(elems) >= c.opts.MaxBatch {
+				err = errBatchTooLarge
+				break
+			}
+			elems = append(elems, v)
+		}
+	}
+	if err == nil {
+		_, err = dec.ReadToken()
+	}
+	if err == nil {
+		if _, err2 := dec.ReadToken(); !isEOF(err2) {
+			err = err2
+		}
+	}
+	switch {
+	case err == errBatchTooLarge:
+		c.reply(appendErrorResponse(nil, nil, Errorf(CodeInvalidRequest, "invalid request: batch exceeds %d members", c.opts.MaxBatch)))
+		return
+	case err != nil:
+		c.reply(appendErrorResponse(nil, nil, decodeFailure(b, err)))
+		return
+	case len(elems) == 0:
+		c.reply(appendErrorResponse(nil, nil, &Error{Code: CodeInvalidRequest, Message: "invalid request: empty batch"}))
+		return
+	}
+	bt := &batch{conn: c}
+	bt.wait.Add(1)
+	for _, e := range elems {
+		c.handleOne(e, bt)
+	}
+	bt.wait.Done()
+}
+
+var errBatchTooLarge = errors.New("batch too large")
+
+// batch collects the responses to one batch.
+type batch struct {
+	conn *Conn
+	wait sync.WaitGroup
+	once sync.Once
+	mu   sync.Mutex
+	out  [][]byte
+}
+
+func (bt *batch) add(b []byte) {
+	bt.mu.Lock()
+	bt.out = append(bt.out, b)
+	bt.mu.Unlock()
+}
+
+func (bt *batch) flush() {
+	bt.mu.Lock()
+	out := bt.out
+	bt.mu.Unlock()
+	if len(out) == 0 {
+		return
+	}
+	n := 1
+	for _, r := range out {
+		n += len(r) + 1
+	}
+	b := make([]byte, 0, n+1)
+	b = append(b, '[')
+	for i, r := range out {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, r...)
+	}
+	b = append(b, ']')
+	if err := bt.conn.fw.write(b); err != nil {
+		bt.conn.finish(err, &Error{Code: CodeDisconnected, Message: "connection to " + bt.conn.opts.Name + " lost: " + err.Error()})
+	}
+}
+
+// answer sends a reply that belongs to bt (nil: not in a batch) from the
+// reader goroutine.
+func (c *Conn) answerFromReader(bt *batch, b []byte) {
+	if bt != nil {
+		bt.add(b)
+		return
+	}
+	c.reply(b)
+}
+
+// handleOne decodes and routes one message.
+func (c *Conn) handleOne(b []byte, bt *batch) {
+	m, id, perr := decodeMessage(b)
+	if perr != nil {
+		if perr.Code == CodeInvalidRequest && id == nil && errorsIsDup(perr) {
+			id = recoverID(b)
+		}
+		if perr.Code == CodeParseError {
+			id = nil
+		}
+		if m.hasMethod && m.id == nil && perr.Code != CodeParseError && id == nil && !isResponseShape(&m) {
+			// A notification that is invalid beyond its syntax is dropped.
+			c.log.Warn("dropped invalid notification", "peer", c.opts.Name, "error", perr.Message)
+			return
+		}
+		if !m.hasMethod && m.id != nil && (m.hasResult || m.hasError) {
+			c.failPending(m.id, perr)
+			return
+		}
+		c.answerFromReader(bt, appendErrorResponse(nil, id, perr))
+		return
+	}
+	if !m.hasMethod {
+		c.route(&m)
+		return
+	}
+	c.mu.Lock()
+	stopping := c.stopping
+	c.mu.Unlock()
+	if stopping {
+		c.log.Debug("ignored message after shutdown began", "peer", c.opts.Name, "method", m.method)
+		return
+	}
+	if m.params != nil && m.params.Kind() == '[' {
+		c.releaseMessageHandles(nil)
+		if m.id != nil {
+			c.answerFromReader(bt, appendErrorResponse(nil, m.id, &Error{Code: CodeInvalidParams, Message: "invalid params: params must be an object (by name), not an array"}))
+		}
+		return
+	}
+	switch m.method {
+	case "release":
+		c.handleRelease(&m)
+		if m.id != nil {
+			c.answerFromReader(bt, appendResponse(nil, m.id, nil))
+		}
+		return
+	case "cancel", "$/cancelRequest":
+		c.handleCancel(&m)
+		if m.id != nil {
+			c.answerFromReader(bt, appendResponse(nil, m.id, nil))
+		}
+		return
+	}
+	c.dispatch(&m, bt)
+}
+
+func isResponseShape(m *message) bool { return m.hasResult || m.hasError }
+
+func errorsIsDup(e *Error) bool { return strings.Contains(e.Message, "duplicate") }
+
+// route delivers a response to the call waiting for it.
+func (c *Conn) route(m *message) {
+	c.mu.Lock()
+	p, ok := c.pending[string(m.id)]
+	if ok {
+		delete(c.pending, string(m.id))
+	}
+	c.mu.Unlock()
+	if !ok {
+		c.log.Warn("dropped response to no pending call", "peer", c.opts.Name, "id", string(m.id))
+		// References it carries are still ours to give back.
+		if m.hasResult {
+			c.releaseValueHandles(m.result)
+		}
+		return
+	}
+	p.ch <- m
+}
+
+func (c *Conn) failPending(id jsontext.Value, perr *Error) {
+	c.mu.Lock()
+	p, ok := c.pending[string(id)]
+	if ok {
+		delete(c.pending, string(id))
+	}
+	c.mu.Unlock()
+	if !ok {
+		c.log.Warn("dropped malformed response", "peer", c.opts.Name, "error", perr.Message)
+		return
+	}
+	p.ch <- &message{id: id, hasError: true, err: &Error{Code: CodeInternalError, Message: "malformed response from " + c.opts.Name + ": " + perr.Message}}
+}
+
+// releaseValueHandles gives back every reference that v carries, for
+// values that no one will decode.
+func (c *Conn) releaseValueHandles(v jsontext.Value) {
+	occ := map[string]int{}
+	_ = walkHandles(v, func(id string) {
+		if !c.ownID(id) {
+			c.table.Import(id)
+			occ[id]++
+		}
+	})
+	c.releaseMessageHandles(occ)
+}
+
+// ownID reports whether id names one of our exports (as opposed to one of
+// the peer's). "init" is ours if we serve a bootstrap object.
+func (c *Conn) ownID(id string) bool {
+	if id == handles.Bootstrap {
+		return c.opts.Bootstrap != nil
+	}
+	return strings.HasPrefix(id, c.self)
+}
+
+// handleRelease applies a release notification inline.
+func (c *Conn) handleRelease(m *message) {
+	var p struct {
+		Handle string `json:"handle"`
+		Count  *int   `json:"count"`
+	}
+	if err := json.Unmarshal(orNull(m.params), &p, json.RejectUnknownMembers(true)); err != nil || p.Handle == "" {
+		c.log.Warn("ignored malformed release", "peer", c.opts.Name, "params", string(m.params))
+		return
+	}
+	n := 1
+	if p.Count != nil {
+		n = *p.Count
+	}
+	if p.Handle == handles.Bootstrap {
+		c.beginShutdown("init released")
+		return
+	}
+	d, ok, err := c.table.Release(p.Handle, n)
+	if err != nil {
+		c.log.Warn("bad release", "peer", c.opts.Name, "error", err)
+	}
+	if ok {
+		c.dispose(d)
+	}
+}
+
+func orNull(v jsontext.Value) jsontext.Value {
+	if v == nil {
+		return jsontext.Value("null")
+	}
+	return v
+}
+
+// dispose closes a dropped object and gives back what it kept, outside
+// every lock and off the reader goroutine.
+func (c *Conn) dispose(d handles.Dropped) {
+	go c.disposeNow(d)
+}
+
+func (c *Conn) disposeNow(d handles.Dropped) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("Close panicked", "handle", d.ID, "panic", r)
+		}
+	}()
+	closeObject(d.Obj)
+	for _, k := range d.Keep {
+		if b, ok := k.(*keepBundle); ok {
+			b.drop()
+		}
+	}
+}
+
+func closeObject(o any) {
+	switch v := o.(type) {
+	case interface{ Close() error }:
+		_ = v.Close()
+	case interface{ Close() }:
+		v.Close()
+	}
+}
+
+// handleCancel cancels a running request from the peer.
+func (c *Conn) handleCancel(m *message) {
+	var p struct {
+		ID jsontext.Value `json:"id"`
+	}
+	if err := json.Unmarshal(orNull(m.params), &p, json.RejectUnknownMembers(true)); err != nil || p.ID == nil {
+		c.log.Warn("ignored malformed cancel", "peer", c.opts.Name, "params", string(m.params))
+		return
+	}
+	c.mu.Lock()
+	in, ok := c.inflight[string(p.ID)]
+	c.mu.Unlock()
+	if ok {
+		in.cancelled.Store(true)
+		in.cancel()
+	}
+}
+
+// ----- serving -----
+
+// dispatch resolves the target, counts the handles the request carries and
+// starts the call.
+func (c *Conn) dispatch(m *message, bt *batch) {
+	members, self, hasSelf, perr := splitParams(m.params)
+	occ, herr := c.importHandles(m.params)
+	answerErr := func(e *Error) {
+		c.releaseMessageHandles(occ)
+		if m.id != nil {
+			c.answerFromReader(bt, appendErrorResponse(nil, m.id, e))
+		}
+	}
+	if perr != nil {
+		answerErr(perr)
+		return
+	}
+	if !hasSelf {
+		self = handles.Bootstrap
+	}
+	iface, name, ok := strings.Cut(m.method, ".")
+	if !ok || iface == "rpc" || iface == "" || name == "" {
+		switch m.method {
+		case "rpc.discover", "rpc.handles":
+		default:
+			if strings.HasPrefix(m.method, "$/") && m.id == nil {
+				c.releaseMessageHandles(occ)
+				return // optional LSP notifications may be ignored
+			}
+			answerErr(Errorf(CodeMethodNotFound, "method not found: %q", m.method))
+			return
+		}
+	}
+	if herr != nil {
+		answerErr(herr)
+		return
+	}
+	var key string
+	if m.id != nil {
+		key = string(m.id)
+	}
+	c.mu.Lock()
+	if m.id != nil {
+		if _, dup := c.inflight[key]; dup {
+			c.mu.Unlock()
+			e := &Error{Code: CodeInvalidRequest, Message: "invalid request: id " + key + " is already in flight", Data: m.id}
+			answerErr(e)
+			return
+		}
+	}
+	if c.nrun >= c.opts.MaxInFlight {
+		c.mu.Unlock()
+		answerErr(Errorf(CodeLimit, "limit reached: %d requests in flight", c.opts.MaxInFlight))
+		return
+	}
+	c.mu.Unlock()
+
+	var obj Object
+	if m.method != "rpc.discover" && m.method != "rpc.handles" {
+		o, oiface, ok := c.table.Acquire(self)
+		if !ok {
+			answerErr(Errorf(CodeNoSuchHandle, "no live object %q on this connection", self))
+			return
+		}
+		obj = o.(Object)
+		if iface != oiface {
+			c.finishTarget(self)
+			answerErr(Errorf(CodeMethodNotFound, "method not found: %s has no method %q", oiface, m.method))
+			return
+		}
+	}
+
+	ctx, cancel := context.WithCancel(c.ctx)
+	in := &incoming{id: m.id, cancel: cancel, batch: bt}
+	c.mu.Lock()
+	if m.id != nil {
+		c.inflight[key] = in
+	}
+	c.nrun++
+	c.running.Add(1)
+	c.mu.Unlock()
+	if bt != nil {
+		bt.wait.Add(1)
+	}
+	call := &serverCall{conn: c, in: in, key: key, msg: m, obj: obj, self: self, name: name, occ: occ, ctx: ctx,
+		params: &Params{conn: c, members: members, handles: len(occ) > 0 || hasOwnHandles(m.params, c)}}
+	start := func() { go call.run() }
+	if s, ok := obj.(Serial); ok && s.Serial() {
+		q := c.serialQueue(self)
+		start = func() { q.push(call.runSerial) }
+	}
+	if m.id == nil {
+		c.nq.push(queued{notify: call})
+		return
+	}
+	c.nq.push(queued{start: start})
+}
+
+func hasOwnHandles(params jsontext.Value, c *Conn) bool {
+	return params != nil && mayHaveHandles(params)
+}
+
+// importHandles counts every peer handle in v into the import table and
+// checks that every handle of ours in it is live.
+func (c *Conn) importHandles(v jsontext.Value) (map[string]int, *Error) {
+	if v == nil || !mayHaveHandles(v) {
+		return nil, nil
+	}
+	var occ map[string]int
+	var bad *Error
+	err := walkHandles(v, func(id string) {
+		if c.ownID(id) {
+			if _, _, ok := c.table.Lookup(id); !ok && bad == nil {
+				bad = Errorf(CodeNoSuchHandle, "handle argument %q names no live object on this connection", id)
+			}
+			return
+		}
+		if occ == nil {
+			occ = map[string]int{}
+		}
+		c.table.Import(id)
+		occ[id]++
+	})
+	if err != nil {
+		return occ, err
+	}
+	return occ, bad
+}
+
+// releaseMessageHandles gives back references received in one message.
+func (c *Conn) releaseMessageHandles(occ map[string]int) {
+	for id, n := range occ {
+		c.releaseImport(id, n)
+	}
+}
+
+// releaseImport gives back n references to the peer's id.
+func (c *Conn) releaseImport(id string, n int) {
+	n = c.table.Unimport(id, n)
+	if n <= 0 {
+		return
+	}
+	if c.isFinished() {
+		return
+	}
+	b := make([]byte, 0, 96)
+	b = append(b, `{"jsonrpc":"2.0","method":"release","params":{"handle":`...)
+	b, _ = jsontext.AppendQuote(b, id)
+	if n != 1 {
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	b = append(b, "}}"...)
+	_ = c.fw.write(b)
+}
+
+func (c *Conn) isFinished() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.finished
+}
+
+func (c *Conn) finishTarget(self string) {
+	if d, ok := c.table.Finish(self); ok {
+		c.dispose(d)
+	}
+}
+
+// serverCall is one request or notification being served.
+type serverCall struct {
+	conn   *Conn
+	in     *incoming
+	key    string
+	msg    *message
+	obj    Object
+	self   string
+	name   string
+	params *Params
+	occ    map[string]int
+	ctx    context.Context
+}
+
+func (sc *serverCall) runSerial() { sc.run() }
+
+func (sc *serverCall) run() {
+	c := sc.conn
+	result, err := sc.invoke()
+	var out []byte
+	var exported []string
+	if sc.msg.id != nil {
+		if err == nil {
+			var raw []byte
+			raw, exported, err = c.marshalValue(result)
+			if err == nil {
+				out = appendResponse(make([]byte, 0, len(raw)+64), sc.msg.id, raw)
+			}
+		}
+		if err != nil || sc.in.cancelled.Load() {
+			if sc.in.cancelled.Load() {
+				err = &Error{Code: CodeCancelled, Message: "call cancelled"}
+			}
+			out = appendErrorResponse(nil, sc.msg.id, toWire(err))
+		}
+	} else if err != nil {
+		c.log.Debug("notification failed", "method", sc.msg.method, "error", err)
+	}
+	c.complete(sc, out, exported)
+}
+
+// invoke runs the method, turning a panic into CodeInternalError.
+func (sc *serverCall) invoke() (result any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			sc.conn.log.Error("method panicked", "method", sc.msg.method, "panic", r, "stack", string(debug.Stack()))
+			result, err = nil, Errorf(CodeInternalError, "internal error: method %s panicked: %v", sc.msg.method, r)
+		}
+	}()
+	ctx := context.WithValue(sc.ctx, callKey{}, sc)
+	switch sc.msg.method {
+	case "rpc.discover":
+		return sc.conn.discover(), nil
+	case "rpc.handles":
+		ex, im := sc.conn.table.Snapshot()
+		return map[string]any{"exports": ex, "imports": im}, nil
+	}
+	return sc.obj.Call(ctx, sc.name, sc.params)
+}
+
+type callKey struct{}
+
+// complete answers a finished call and gives back what it borrowed.
+func (c *Conn) complete(sc *serverCall, out []byte, exported []string) {
+	in := sc.in
+	if out != nil && in.answered.CompareAndSwap(false, true) {
+		if in.batch != nil {
+			in.batch.add(out)
+		} else if err := c.fw.write(out); err != nil {
+			c.finish(err, &Error{Code: CodeDisconnected, Message: "connection to " + c.opts.Name + " lost: " + err.Error()})
+		}
+	}
+	if sc.obj != nil {
+		c.finishTarget(sc.self)
+	}
+	// Handles received as arguments live as long as the call, or as long
+	// as the objects it returned.
+	if len(sc.occ) > 0 {
+		kb := &keepBundle{conn: c, occ: sc.occ}
+		for _, id := range exported {
+			kb.refs.Add(1)
+			if !c.table.Attach(id, kb) {
+				kb.refs.Add(-1)
+			}
+		}
+		if kb.refs.Load() == 0 {
+			c.releaseMessageHandles(sc.occ)
+		}
+	}
+	in.cancel()
+	c.mu.Lock()
+	if sc.msg.id != nil && c.inflight[sc.key] == in {
+		delete(c.inflight, sc.key)
+	}
+	c.nrun--
+	c.mu.Unlock()
+	if in.batch != nil {
+		in.batch.wait.Done()
+	}
+	c.running.Done()
+}
+
+// keepBundle holds argument references for the life of returned objects.
+type keepBundle struct {
+	conn *Conn
+	occ  map[string]int
+	refs atomic.Int32
+}
+
+func (kb *keepBundle) drop() {
+	if kb.refs.Add(-1) == 0 {
+		kb.conn.releaseMessageHandles(kb.occ)
+	}
+}
+
+// ----- the notification queue and serial objects -----
+
+// serialQueue runs the calls of one serial object one at a time.
+type serialQueue struct {
+	mu      sync.Mutex
+	items   []func()
+	running bool
+}
+
+func (c *Conn) serialQueue(id string) *serialQueue {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.serials[id]
+	if q == nil {
+		q = &serialQueue{}
+		c.serials[id] = q
+	}
+	return q
+}
+
+func (q *serialQueue) push(f func()) {
+	q.mu.Lock()
+	q.items = append(q.items, f)
+	if q.running {
+		q.mu.Unlock()
+		return
+	}
+	q.running = true
+	q.mu.Unlock()
+	go q.drain()
+}
+
+func (q *serialQueue) drain() {
+	for {
+		q.mu.Lock()
+		if len(q.items) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		f := q.items[0]
+		q.items[0] = nil
+		q.items = q.items[1:]
+		q.mu.Unlock()
+		f()
+	}
+}
+
+// ----- shutdown -----
+
+// endOfInput starts the orderly shutdown after the reader stops.
+func (c *Conn) endOfInput(err error) {
+	var fail *Error
+	if c.opts.PeerError != nil {
+		fail = c.opts.PeerError()
+	}
+	if fail == nil {
+		msg := c.opts.Name + " closed the connection"
+		if !errors.Is(err, io.EOF) {
+			msg = "connection to " + c.opts.Name + " lost: " + err.Error()
+		}
+		fail = &Error{Code: CodeDisconnected, Message: msg}
+	}
+	c.mu.Lock()
+	if c.failErr == nil {
+		c.failErr = fail
+	}
+	c.mu.Unlock()
+	// The peer can no longer answer: fail our calls now.
+	c.failAllPending(fail)
+	var end error
+	if !errors.Is(err, io.EOF) {
+		end = err
+	}
+	c.drain(end, fail)
+}
+
+// beginShutdown stops serving new input (release of init) and drains.
+func (c *Conn) beginShutdown(reason string) {
+	c.mu.Lock()
+	if c.stopping {
+		c.mu.Unlock()
+		return
+	}
+	c.stopping = true
+	c.mu.Unlock()
+	go c.drain(nil, &Error{Code: CodeDisconnected, Message: "connection to " + c.opts.Name + " shut down: " + reason})
+}
+
+// drain waits for running calls (bounded by DrainTimeout), answers the rest
+// with CodeCancelled, then finishes the connection.
+func (c *Conn) drain(end error, fail *Error) {
+	c.mu.Lock()
+	c.stopping = true
+	c.mu.Unlock()
+	c.nq.close()
+	idle := make(chan struct{})
+	go func() {
+		c.nq.wait()
+		c.running.Wait()
+		close(idle)
+	}()
+	t := time.NewTimer(c.opts.DrainTimeout)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-c.done:
+		return
+	case <-t.C:
+		c.cancelRunning()
+		// Give cancelled calls a moment to answer themselves.
+		select {
+		case <-idle:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	c.finish(end, fail)
+}
+
+// cancelRunning cancels every running request and answers it.
+func (c *Conn) cancelRunning() {
+	c.mu.Lock()
+	var ins []*incoming
+	for _, in := range c.inflight {
+		ins = append(ins, in)
+	}
+	c.mu.Unlock()
+	for _, in := range ins {
+		in.cancelled.Store(true)
+		in.cancel()
+		if in.batch == nil && in.answered.CompareAndSwap(false, true) {
+			_ = c.fw.write(appendErrorResponse(nil, in.id, Errorf(CodeCancelled, "call cancelled: shutdown drain limit of %s reached", c.opts.DrainTimeout)))
+		}
+	}
+}
+
+func (c *Conn) failAllPending(e *Error) {
+	c.mu.Lock()
+	ps := c.pending
+	c.pending = make(map[string]*pendingCall)
+	c.mu.Unlock()
+	for id, p := range ps {
+		p.ch <- &message{id: jsontext.Value(id), hasError: true, err: e}
+	}
+}
+
+// finish ends the connection; it runs once.
+func (c *Conn) finish(end error, fail *Error) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.finished = true
+		c.stopping = true
+		c.endErr = end
+		if c.failErr == nil {
+			c.failErr = fail
+		}
+		fail = c.failErr
+		c.mu.Unlock()
+		c.cancel()
+		c.failAllPending(fail)
+		if c.wc != nil {
+			_ = c.wc.Close()
+		}
+		if c.rc != nil {
+			_ = c.rc.Close()
+		}
+		c.nq.close()
+		for _, d := range c.table.DropAll() {
+			c.disposeNow(d)
+		}
+		close(c.done)
+	})
+}
+
+// ----- discovery -----
+
+func (c *Conn) discover() any {
+	var methods []any
+	if c.opts.Discover != nil {
+		methods = c.opts.Discover()
+	}
+	if methods == nil {
+		methods = []any{}
+	}
+	return map[string]any{
+		"openrpc": "1.3.2",
+		"info":    map[string]any{"title": c.opts.InitInterface + " bridge endpoint", "version": "1.0.0"},
+		"methods": methods,
+	}
+}

@@ -1,0 +1,535 @@
+package bridge
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// Framing says how messages are delimited on a byte stream.
+type Framing int32
+
+const (
+	// FramingAuto detects the framing from the first bytes received and
+	// answers in kind; until something is received it writes lines.
+	FramingAuto Framing = iota
+	// FramingLines is newline-delimited JSON: one compact value per line.
+	FramingLines
+	// FramingLSP is the Language Server Protocol base framing:
+	// "Content-Length: N\r\n\r\n" followed by N bytes.
+	FramingLSP
+)
+
+func (f Framing) String() string {
+	switch f {
+	case FramingLines:
+		return "lines"
+	case FramingLSP:
+		return "lsp"
+	}
+	return "auto"
+}
+
+// maxDepth bounds the nesting of arrays and objects the reader accepts. It
+// matches the JSON decoder's own bound, so deeper input is refused before it
+// is buffered whole.
+const maxDepth = 10000
+
+// maxHeader bounds the size of one LSP header block.
+const maxHeader = 8 << 10
+
+// frameError reports a message that was skipped by the reader; the
+// connection answers it with code and goes on.
+type frameError struct {
+	code    int
+	message string
+}
+
+func (e *frameError) Error() string { return e.message }
+
+// frameReader splits a byte stream into messages. It owns its buffer: a
+// returned message is valid until the next call to next.
+type frameReader struct {
+	rd       io.Reader
+	buf      []byte
+	r, w     int
+	rerr     error
+	max      int
+	mode     Framing
+	onDetect func(Framing)
+}
+
+func newFrameReader(rd io.Reader, max int, mode Framing, onDetect func(Framing)) *frameReader {
+	return &frameReader{rd: rd, buf: make([]byte, 64<<10), max: max, mode: mode, onDetect: onDetect}
+}
+
+// fill reads more input, keeping buf[keep:w]. It returns the shift applied
+// to positions (keep moves to 0) and false at end of input or error.
+func (fr *frameReader) fill(keep int) (shift int, ok bool) {
+	if fr.rerr != nil {
+		return 0, false
+	}
+	if keep > 0 {
+		copy(fr.buf, fr.buf[keep:fr.w])
+		fr.w -= keep
+		fr.r -= keep
+		shift = keep
+	}
+	if fr.w == len(fr.buf) {
+		n := len(fr.buf) * 2
+		if limit := fr.max + maxHeader + 64; n > limit && limit > len(fr.buf) {
+			n = limit
+		}
+		if n <= len(fr.buf) {
+			n = len(fr.buf) + 64<<10
+		}
+		nb := make([]byte, n)
+		copy(nb, fr.buf[:fr.w])
+		fr.buf = nb
+	}
+	for {
+		n, err := fr.rd.Read(fr.buf[fr.w:])
+		fr.w += n
+		if err != nil {
+			fr.rerr = err
+		}
+		if n > 0 {
+			return shift, true
+		}
+		if err != nil {
+			return shift, false
+		}
+	}
+}
+
+// readErr is the error to report once the input is exhausted.
+func (fr *frameReader) readErr() error {
+	if fr.rerr == nil || errors.Is(fr.rerr, io.EOF) {
+		return io.EOF
+	}
+	return fr.rerr
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// next returns the next message, a *frameError for a message that was
+// skipped, io.EOF at the end of input, or another read error.
+func (fr *frameReader) next() ([]byte, error) {
+	// Skip white space between messages and detect the framing.
+	for {
+		for fr.r < fr.w && isSpace(fr.buf[fr.r]) {
+			fr.r++
+		}
+		if fr.r < fr.w {
+			break
+		}
+		if _, ok := fr.fill(fr.r); !ok {
+			return nil, fr.readErr()
+		}
+	}
+	if fr.mode == FramingAuto {
+		c := fr.buf[fr.r]
+		mode := FramingLines
+		if isHeaderStart(c) && fr.looksLikeHeader() {
+			mode = FramingLSP
+		}
+		fr.mode = mode
+		if fr.onDetect != nil {
+			fr.onDetect(mode)
+		}
+	}
+	if fr.mode == FramingLSP {
+		return fr.nextLSP()
+	}
+	if isHeaderStart(fr.buf[fr.r]) && fr.hasPrefixFold("content-length:") {
+		// A header in a line-framed stream: skip its block and body.
+		if _, err := fr.nextLSP(); err != nil {
+			var fe *frameError
+			if !errors.As(err, &fe) {
+				return nil, err
+			}
+		}
+		return nil, &frameError{codeInvalidRequest, "invalid request: LSP header in a line-framed stream"}
+	}
+	return fr.nextValue()
+}
+
+func isHeaderStart(c byte) bool { return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' }
+
+// looksLikeHeader reports whether the line at r starts with "Token:".
+func (fr *frameReader) looksLikeHeader() bool {
+	for i := fr.r; ; i++ {
+		for i >= fr.w {
+			if i-fr.r > maxHeader {
+				return false
+			}
+			shift, ok := fr.fill(fr.r)
+			i -= shift
+			if !ok {
+				return false
+			}
+		}
+		c := fr.buf[i]
+		switch {
+		case c == ':':
+			return i > fr.r
+		case c == '-' || isHeaderStart(c) || c >= '0' && c <= '9':
+		default:
+			return false
+		}
+	}
+}
+
+// hasPrefixFold reports whether the input at r starts with p (lower case),
+// ignoring case, reading more input if needed.
+func (fr *frameReader) hasPrefixFold(p string) bool {
+	for fr.w-fr.r < len(p) {
+		if _, ok := fr.fill(fr.r); !ok {
+			break
+		}
+	}
+	if fr.w-fr.r < len(p) {
+		return false
+	}
+	return bytes.EqualFold(fr.buf[fr.r:fr.r+len(p)], []byte(p))
+}
+
+// nextValue scans one JSON value in line framing. It tracks only the
+// structure (brackets and strings); the decoder checks the rest. A value may
+// span lines (pretty-printed input). Structural errors skip to the end of
+// the line and are reported as parse errors.
+func (fr *frameReader) nextValue() ([]byte, error) {
+	start := fr.r
+	pos := fr.r
+	var stack []byte
+	var small [32]byte
+	stack = small[:0]
+	inStr, esc, scalar := false, false, false
+	tooLarge := false
+	lineStart := false
+	var lastSig byte
+	var failure string
+
+	first := fr.buf[pos]
+	switch first {
+	case '{', '[':
+		stack = append(stack, first)
+		lastSig = first
+	case '"':
+		inStr = true
+	default:
+		scalar = true
+	}
+	pos++
+
+	for {
+		if pos >= fr.w {
+			if !tooLarge && pos-start > fr.max {
+				tooLarge = true
+			}
+			keep := start
+			if tooLarge {
+				keep = pos
+			}
+			shift, ok := fr.fill(keep)
+			start -= shift
+			pos -= shift
+			if tooLarge {
+				start = pos
+			}
+			if !ok {
+				fr.r = pos
+				if tooLarge {
+					return nil, fr.tooLarge()
+				}
+				if scalar && failure == "" {
+					return fr.buf[start:pos], nil
+				}
+				if failure == "" {
+					failure = "unexpected end of input inside a value"
+				}
+				return nil, &frameError{codeParseError, "parse error: " + failure}
+			}
+			continue
+		}
+		c := fr.buf[pos]
+		if inStr {
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+				lastSig = c
+				if len(stack) == 0 {
+					pos++
+					return fr.finish(start, pos, tooLarge)
+				}
+			case c == '\n':
+				failure = "newline inside a string"
+				return fr.skipLine(pos, failure)
+			}
+			pos++
+			continue
+		}
+		if scalar {
+			if isSpace(c) || bytes.IndexByte([]byte(`{}[]",:`), c) >= 0 {
+				return fr.finish(start, pos, tooLarge)
+			}
+			pos++
+			continue
+		}
+		switch c {
+		case '\n':
+			lineStart = true
+			pos++
+			continue
+		case ' ', '\t', '\r':
+			pos++
+			continue
+		case '"':
+			inStr = true
+		case '{', '[':
+			if lineStart && lastSig != ',' && lastSig != ':' && lastSig != '[' && lastSig != '{' {
+				// A new message starts on this line while the previous one
+				// is unfinished: report the previous one and resume here.
+				fr.r = pos
+				if tooLarge {
+					return nil, fr.tooLarge()
+				}
+				return nil, &frameError{codeParseError, "parse error: unterminated value before a new message"}
+			}
+			if len(stack) >= maxDepth {
+				return fr.skipLine(pos, fmt.Sprintf("nesting deeper than %d", maxDepth))
+			}
+			stack = append(stack, c)
+		case '}', ']':
+			open := byte('{')
+			if c == ']' {
+				open = '['
+			}
+			if stack[len(stack)-1] != open {
+				return fr.skipLine(pos, fmt.Sprintf("unexpected %q", c))
+			}
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				pos++
+				return fr.finish(start, pos, tooLarge)
+			}
+		}
+		lineStart = false
+		lastSig = c
+		pos++
+	}
+}
+
+func (fr *frameReader) finish(start, end int, tooLarge bool) ([]byte, error) {
+	fr.r = end
+	if tooLarge || end-start > fr.max {
+		return nil, fr.tooLarge()
+	}
+	return fr.buf[start:end], nil
+}
+
+func (fr *frameReader) tooLarge() error {
+	return &frameError{codeInvalidRequest, fmt.Sprintf("invalid request: message exceeds the %d-byte limit", fr.max)}
+}
+
+// skipLine discards input through the next newline and reports a parse
+// error with the given reason.
+func (fr *frameReader) skipLine(pos int, reason string) ([]byte, error) {
+	for {
+		if i := bytes.IndexByte(fr.buf[pos:fr.w], '\n'); i >= 0 {
+			fr.r = pos + i + 1
+			break
+		}
+		fr.r = fr.w
+		if _, ok := fr.fill(fr.w); !ok {
+			break
+		}
+		pos = fr.r
+	}
+	return nil, &frameError{codeParseError, "parse error: " + reason}
+}
+
+// readLine returns the next line (without its line end) for header parsing;
+// lines longer than maxHeader are cut and reported as too long.
+func (fr *frameReader) readLine() (line []byte, ok bool, long bool) {
+	pos := fr.r
+	for {
+		if i := bytes.IndexByte(fr.buf[pos:fr.w], '\n'); i >= 0 {
+			end := pos + i
+			line = fr.buf[fr.r:end]
+			fr.r = end + 1
+			return bytes.TrimSuffix(line, []byte{'\r'}), true, long
+		}
+		if fr.w-fr.r > maxHeader {
+			long = true
+			fr.r = fr.w
+		}
+		pos = fr.w
+		shift, more := fr.fill(fr.r)
+		pos -= shift
+		if !more {
+			line = fr.buf[fr.r:fr.w]
+			fr.r = fr.w
+			return line, len(line) > 0, long
+		}
+	}
+}
+
+// nextLSP reads one header block and body.
+func (fr *frameReader) nextLSP() ([]byte, error) {
+	length := -1
+	bad := ""
+	lines := 0
+	for {
+		line, ok, long := fr.readLine()
+		if !ok {
+			if lines == 0 {
+				return nil, fr.readErr()
+			}
+			return nil, &frameError{codeParseError, "parse error: end of input inside an LSP header"}
+		}
+		if long {
+			bad = "LSP header line too long"
+		}
+		if len(line) == 0 {
+			if lines == 0 {
+				continue // stray line end between messages
+			}
+			break
+		}
+		lines++
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			if bad == "" {
+				bad = "expected an LSP header, got " + strconv.Quote(string(truncate(line, 40)))
+			}
+			return nil, fr.resync(bad)
+		}
+		name := bytes.TrimSpace(line[:colon])
+		if bytes.EqualFold(name, []byte("content-length")) {
+			v := string(bytes.TrimSpace(line[colon+1:]))
+			n, err := strconv.ParseUint(v, 10, 63)
+			if err != nil || (len(v) > 1 && v[0] == '0') {
+				bad = "invalid Content-Length " + strconv.Quote(v)
+			} else {
+				length = int(n)
+			}
+		}
+	}
+	if bad == "" && length < 0 {
+		bad = "missing Content-Length header"
+	}
+	if bad != "" {
+		return nil, fr.resync(bad)
+	}
+	if length > fr.max {
+		if err := fr.discard(length); err != nil {
+			return nil, err
+		}
+		return nil, fr.tooLarge()
+	}
+	for fr.w-fr.r < length {
+		if _, ok := fr.fill(fr.r); !ok {
+			fr.r = fr.w
+			return nil, &frameError{codeParseError, "parse error: end of input inside an LSP body"}
+		}
+	}
+	body := fr.buf[fr.r : fr.r+length]
+	fr.r += length
+	return body, nil
+}
+
+// discard skips n bytes of input without buffering them.
+func (fr *frameReader) discard(n int) error {
+	for n > 0 {
+		if fr.r == fr.w {
+			if _, ok := fr.fill(fr.r); !ok {
+				return nil
+			}
+		}
+		k := min(n, fr.w-fr.r)
+		fr.r += k
+		n -= k
+	}
+	return nil
+}
+
+// resync skips lines until one that starts a Content-Length header, so a
+// broken header block costs one message, not the connection.
+func (fr *frameReader) resync(reason string) error {
+	for {
+		for fr.r < fr.w && isSpace(fr.buf[fr.r]) {
+			fr.r++
+		}
+		if fr.r == fr.w {
+			if _, ok := fr.fill(fr.r); !ok {
+				break
+			}
+			continue
+		}
+		if fr.hasPrefixFold("content-length:") {
+			break
+		}
+		if _, ok, _ := fr.readLine(); !ok {
+			break
+		}
+	}
+	return &frameError{codeInvalidRequest, "invalid request: " + reason}
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// frameWriter writes whole messages in the connection's framing. One
+// mutex keeps messages from interleaving.
+type frameWriter struct {
+	mu   sync.Mutex
+	w    io.Writer
+	mode atomic.Int32
+	err  error
+	hdr  []byte
+}
+
+// write sends msg, which must end with one spare byte of capacity-free
+// slack: callers pass compact JSON; write adds the line end or header.
+func (fw *frameWriter) write(msg []byte) error {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if fw.err != nil {
+		return fw.err
+	}
+	var err error
+	if Framing(fw.mode.Load()) == FramingLSP {
+		fw.hdr = append(fw.hdr[:0], "Content-Length: "...)
+		fw.hdr = strconv.AppendInt(fw.hdr, int64(len(msg)), 10)
+		fw.hdr = append(fw.hdr, "\r\n\r\n"...)
+		if len(msg) < 64<<10 {
+			fw.hdr = append(fw.hdr, msg...)
+			_, err = fw.w.Write(fw.hdr)
+		} else if _, err = fw.w.Write(fw.hdr); err == nil {
+			_, err = fw.w.Write(msg)
+		}
+		if cap(fw.hdr) > 256<<10 {
+			fw.hdr = nil
+		}
+	} else {
+		// Callers leave room for the newline (see appendNL).
+		_, err = fw.w.Write(append(msg, '\n'))
+	}
+	if err != nil {
+		fw.err = fmt.Errorf("write: %w", err)
+	}
+	return err
+}

@@ -1,0 +1,113 @@
+package bridge
+
+import "sync"
+
+// queued is one entry of the notification queue: a notification to run in
+// order, or a request to start once the notifications before it have run.
+type queued struct {
+	notify *serverCall
+	start  func()
+}
+
+// queue runs notifications one at a time in arrival order. Requests that
+// arrive while notifications are pending wait behind them, except while a
+// notification handler is itself waiting for an outgoing call: then they
+// start at once, since the call it waits for may need them.
+type queue struct {
+	conn    *Conn
+	mu      sync.Mutex
+	cond    *sync.Cond
+	items   []queued
+	running bool
+	blocked int
+	closed  bool
+}
+
+func (q *queue) lockedCond() *sync.Cond {
+	if q.cond == nil {
+		q.cond = sync.NewCond(&q.mu)
+	}
+	return q.cond
+}
+
+func (q *queue) push(it queued) {
+	q.mu.Lock()
+	if it.start != nil && (q.blocked > 0 || (!q.running && len(q.items) == 0)) {
+		q.mu.Unlock()
+		it.start()
+		return
+	}
+	q.items = append(q.items, it)
+	if !q.running {
+		q.running = true
+		go q.work()
+	}
+	q.mu.Unlock()
+}
+
+func (q *queue) work() {
+	for {
+		q.mu.Lock()
+		if len(q.items) == 0 {
+			q.running = false
+			q.lockedCond().Broadcast()
+			q.mu.Unlock()
+			return
+		}
+		it := q.items[0]
+		q.items[0] = queued{}
+		q.items = q.items[1:]
+		q.mu.Unlock()
+		if it.start != nil {
+			it.start()
+		} else {
+			it.notify.run()
+		}
+	}
+}
+
+// enter marks the running notification as waiting on an outgoing call and
+// starts the requests queued behind it.
+func (q *queue) enter() {
+	q.mu.Lock()
+	q.blocked++
+	var starts []func()
+	kept := q.items[:0]
+	for _, it := range q.items {
+		if it.start != nil {
+			starts = append(starts, it.start)
+		} else {
+			kept = append(kept, it)
+		}
+	}
+	for i := len(kept); i < len(q.items); i++ {
+		q.items[i] = queued{}
+	}
+	q.items = kept
+	q.mu.Unlock()
+	for _, s := range starts {
+		s()
+	}
+}
+
+func (q *queue) exit() {
+	q.mu.Lock()
+	q.blocked--
+	q.mu.Unlock()
+}
+
+// close marks the queue closed; queued work still runs.
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+}
+
+// wait blocks until the queue is empty and idle.
+func (q *queue) wait() {
+	q.mu.Lock()
+	for q.running || len(q.items) > 0 {
+		q.lockedCond().Wait()
+	}
+	q.mu.Unlock()
+}

@@ -1,0 +1,259 @@
+package bridge
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/mpbridge/mpbridge/handles"
+)
+
+// Remote is a reference to an object the peer exported: a handle id on one
+// connection. A Remote received as the result of a call owns one reference,
+// which Close gives back (a garbage-collected Remote gives it back too, as a
+// safety net). A Remote received as an argument is lent for the call (and
+// for the life of the objects the call returns); its Close does nothing.
+type Remote struct {
+	conn  *Conn
+	id    string
+	iface string
+	st    *remoteState
+}
+
+// remoteState is what the cleanup of a collected Remote needs; it must not
+// point back to the Remote.
+type remoteState struct {
+	conn  *Conn
+	id    string
+	owned atomic.Int32
+}
+
+func (s *remoteState) collect() {
+	if n := s.owned.Swap(0); n > 0 {
+		go s.conn.releaseImport(s.id, int(n))
+	}
+}
+
+// NewRemote returns a Remote for id that owns no reference, for typed
+// proxies and tests that name a handle directly.
+func NewRemote(c *Conn, id string) *Remote {
+	return &Remote{conn: c, id: id, st: &remoteState{conn: c, id: id}}
+}
+
+// ID returns the handle id.
+func (r *Remote) ID() string { return r.id }
+
+// Conn returns the connection the handle belongs to.
+func (r *Remote) Conn() *Conn { return r.conn }
+
+// BridgeRemote implements Proxy.
+func (r *Remote) BridgeRemote() *Remote { return r }
+
+// Call calls method ("Interface.method") on the remote object with params
+// (a value that encodes as a JSON object, or nil) and decodes the result
+// into result (a pointer, or nil to discard it). Interface and func values
+// in params are exported; handles in the result become proxies owned by
+// the caller. A failed call returns an *Error.
+func (r *Remote) Call(ctx context.Context, method string, params, result any) error {
+	return r.conn.call(ctx, r.id, method, params, result)
+}
+
+// Notify sends method as a notification to the remote object.
+func (r *Remote) Notify(ctx context.Context, method string, params any) error {
+	return r.conn.notify(ctx, r.id, method, params)
+}
+
+// Close gives back the references this Remote owns. Closing the peer's
+// bootstrap object releases "init", which shuts the peer down in order.
+// Close is idempotent.
+func (r *Remote) Close() error {
+	n := r.st.owned.Swap(0)
+	if n <= 0 {
+		return nil
+	}
+	if r.id == handles.Bootstrap {
+		return r.conn.notify(context.Background(), "", "release", map[string]string{"handle": handles.Bootstrap})
+	}
+	r.conn.releaseImport(r.id, int(n))
+	return nil
+}
+
+// Release closes v if it is a proxy (anything holding a *Remote) and does
+// nothing otherwise, so code can release what it was given without knowing
+// whether it is local or remote.
+func Release(v any) error {
+	if p, ok := v.(Proxy); ok {
+		return p.BridgeRemote().Close()
+	}
+	return nil
+}
+
+// request builds a request or notification message.
+func (c *Conn) request(self, method string, id int64, params any) ([]byte, error) {
+	raw, _, err := c.marshalValue(params)
+	if err != nil {
+		return nil, err
+	}
+	if params != nil && string(raw) != "null" && (len(raw) == 0 || raw[0] != '{') {
+		return nil, Errorf(CodeInvalidParams, "invalid params: params must encode as a JSON object, not %s", raw[:1])
+	}
+	b := make([]byte, 0, len(raw)+len(method)+len(self)+64)
+	b = append(b, `{"jsonrpc":"2.0",`...)
+	if id >= 0 {
+		b = append(b, `"id":`...)
+		b = strconv.AppendInt(b, id, 10)
+		b = append(b, ',')
+	}
+	b = append(b, `"method":`...)
+	b, _ = jsontext.AppendQuote(b, method)
+	hasParams := params != nil && string(raw) != "null"
+	switch {
+	case self != "" && self != handles.Bootstrap:
+		b = append(b, `,"params":{"$self":`...)
+		b, _ = jsontext.AppendQuote(b, self)
+		if hasParams && string(raw) != "{}" {
+			b = append(b, ',')
+			b = append(b, raw[1:]...)
+		} else {
+			b = append(b, '}')
+		}
+	case hasParams:
+		b = append(b, `,"params":`...)
+		b = append(b, raw...)
+	}
+	return append(b, '}'), nil
+}
+
+func (c *Conn) notify(ctx context.Context, self, method string, params any) error {
+	if err := c.usable(self); err != nil {
+		return err
+	}
+	b, err := c.request(self, method, -1, params)
+	if err != nil {
+		return err
+	}
+	if err := c.fw.write(b); err != nil {
+		return c.closedErr()
+	}
+	return nil
+}
+
+// usable fails fast, without I/O, on a finished connection or a released
+// handle.
+func (c *Conn) usable(self string) error {
+	c.mu.Lock()
+	fin := c.finished
+	c.mu.Unlock()
+	if fin {
+		return c.closedErr()
+	}
+	if self != "" && self != handles.Bootstrap && !c.ownID(self) && c.table.Imported(self) == 0 {
+		return Errorf(CodeNoSuchHandle, "handle %q was released", self)
+	}
+	return nil
+}
+
+func (c *Conn) closedErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.failErr
+	if e == nil {
+		e = &Error{Code: CodeDisconnected, Message: "connection to " + c.opts.Name + " closed"}
+	}
+	return &Error{Code: e.Code, Message: e.Message, Data: e.Data, cause: ErrClosed}
+}
+
+func (c *Conn) call(ctx context.Context, self, method string, params, result any) error {
+	if err := ctx.Err(); err != nil {
+		return cancelled(err)
+	}
+	if err := c.usable(self); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return c.closedErr()
+	}
+	c.nextID++
+	id := c.nextID
+	key := strconv.FormatInt(id, 10)
+	p := &pendingCall{ch: make(chan *message, 1)}
+	c.pending[key] = p
+	c.mu.Unlock()
+
+	b, err := c.request(self, method, id, params)
+	if err == nil {
+		if werr := c.fw.write(b); werr != nil {
+			err = c.closedErr()
+		}
+	}
+	if err != nil {
+		c.mu.Lock()
+		delete(c.pending, key)
+		c.mu.Unlock()
+		return err
+	}
+	// A notification handler waiting here lets queued requests start.
+	if sc, ok := ctx.Value(callKey{}).(*serverCall); ok && sc.msg.id == nil {
+		sc.conn.nq.enter()
+		defer sc.conn.nq.exit()
+	}
+	select {
+	case m := <-p.ch:
+		return c.finishCall(m, result)
+	case <-ctx.Done():
+		c.mu.Lock()
+		_, still := c.pending[key]
+		delete(c.pending, key)
+		c.mu.Unlock()
+		if !still {
+			// The answer raced the cancellation; take it.
+			return c.finishCall(<-p.ch, result)
+		}
+		_ = c.notify(context.Background(), "", "cancel", map[string]int64{"id": id})
+		return cancelled(ctx.Err())
+	}
+}
+
+func cancelled(err error) error {
+	return &Error{Code: CodeCancelled, Message: "call cancelled: " + err.Error(), cause: err}
+}
+
+// finishCall turns a response into the call's outcome.
+func (c *Conn) finishCall(m *message, result any) error {
+	if m.hasError {
+		if m.hasResult {
+			return &Error{Code: CodeInternalError, Message: "malformed response from " + c.opts.Name}
+		}
+		e := m.err
+		if e.Code == CodeDisconnected && e.Message != "" {
+			return &Error{Code: e.Code, Message: e.Message, Data: e.Data, cause: ErrClosed}
+		}
+		return e
+	}
+	occ, herr := c.importHandles(m.result)
+	if herr != nil {
+		c.releaseMessageHandles(occ)
+		return herr
+	}
+	if result == nil {
+		c.releaseMessageHandles(occ)
+		return nil
+	}
+	pool := make(map[string]int, len(occ))
+	for k, v := range occ {
+		pool[k] = v
+	}
+	err := c.unmarshal(m.result, result, len(occ) > 0, pool)
+	c.releaseMessageHandles(pool)
+	if err != nil {
+		if e, ok := err.(*Error); ok {
+			return e
+		}
+		return Errorf(CodeInternalError, "cannot decode the result of the call: %s", trimJSONPrefix(err))
+	}
+	return nil
+}
