@@ -12,8 +12,7 @@ package bridge
 // request that arrives behind a notification starts once it has run.
 //
 // Replies that the reader produces itself (parse errors and the like) are
-// written by the replier goroutine, so the reader never blocks on a write
-// while the peer is blocked writing to us.
+// written by the reader, in order.
 //
 // All mutable state is under mu, except the handle tables (their own lock)
 // and the writer (its own lock). No lock is held while application code runs
@@ -138,7 +137,6 @@ type Conn struct {
 	fw      frameWriter
 	rc      io.Closer
 	wc      io.Closer
-	replies chan []byte
 	ctx     context.Context // cancelled when the connection finishes
 	cancel  context.CancelFunc
 	nq      queue
@@ -229,9 +227,7 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 		obj := c.asObject(o.Bootstrap, o.InitInterface)
 		c.table.SetBootstrap(obj, obj.Interface())
 	}
-	c.replies = make(chan []byte, 64)
 	c.nq.conn = c
-	go c.replier()
 	go c.readLoop()
 	return c
 }
@@ -331,24 +327,13 @@ func (c *Conn) readLoop() {
 	}
 }
 
-// reply queues a reply produced by the reader.
+// reply writes a reply produced by the reader. Writing it from the reader
+// keeps it ordered before the replies to anything the peer sent after the
+// offending message; a peer that stops reading stalls our reading too,
+// which is the backpressure we want.
 func (c *Conn) reply(b []byte) {
-	select {
-	case c.replies <- b:
-	case <-c.done:
-	}
-}
-
-func (c *Conn) replier() {
-	for {
-		select {
-		case b := <-c.replies:
-			if err := c.fw.write(b); err != nil {
-				c.finish(err, &Error{Code: CodeDisconnected, Message: "connection to " + c.opts.Name + " lost: " + err.Error()})
-			}
-		case <-c.done:
-			return
-		}
+	if err := c.fw.write(b); err != nil {
+		go c.finish(err, &Error{Code: CodeDisconnected, Message: "connection to " + c.opts.Name + " lost: " + err.Error()})
 	}
 }
 
@@ -390,22 +375,31 @@ func (c *Conn) handleBatch(b []byte) {
 		return
 	}
 	bt := &batch{conn: c}
-	bt.wait.Add(1)
+	bt.begin()
 	for _, e := range elems {
 		c.handleOne(e, bt)
 	}
-	bt.wait.Done()
+	bt.end()
 }
 
 var errBatchTooLarge = errors.New("batch too large")
 
 // batch collects the responses to one batch.
 type batch struct {
-	conn *Conn
-	wait sync.WaitGroup
-	once sync.Once
-	mu   sync.Mutex
-	out  [][]byte
+	conn    *Conn
+	pending atomic.Int32
+	mu      sync.Mutex
+	out     [][]byte
+}
+
+// begin counts one more call whose reply belongs to the batch.
+func (bt *batch) begin() { bt.pending.Add(1) }
+
+// end counts a call done; the last one sends the batch's reply.
+func (bt *batch) end() {
+	if bt.pending.Add(-1) == 0 {
+		bt.flush()
+	}
 }
 
 func (bt *batch) add(b []byte) {
@@ -459,11 +453,6 @@ func (c *Conn) handleOne(b []byte, bt *batch) {
 		if perr.Code == CodeParseError {
 			id = nil
 		}
-		if m.hasMethod && m.id == nil && perr.Code != CodeParseError && id == nil && !isResponseShape(&m) {
-			// A notification that is invalid beyond its syntax is dropped.
-			c.log.Warn("dropped invalid notification", "peer", c.opts.Name, "error", perr.Message)
-			return
-		}
 		if !m.hasMethod && m.id != nil && (m.hasResult || m.hasError) {
 			c.failPending(m.id, perr)
 			return
@@ -505,8 +494,6 @@ func (c *Conn) handleOne(b []byte, bt *batch) {
 	}
 	c.dispatch(&m, bt)
 }
-
-func isResponseShape(m *message) bool { return m.hasResult || m.hasError }
 
 func errorsIsDup(e *Error) bool { return strings.Contains(e.Message, "duplicate") }
 
@@ -728,7 +715,7 @@ func (c *Conn) dispatch(m *message, bt *batch) {
 	c.running.Add(1)
 	c.mu.Unlock()
 	if bt != nil {
-		bt.wait.Add(1)
+		bt.begin()
 	}
 	call := &serverCall{conn: c, in: in, key: key, msg: m, obj: obj, self: self, name: name, occ: occ, ctx: ctx,
 		params: &Params{conn: c, members: members, handles: len(occ) > 0 || hasOwnHandles(m.params, c)}}
@@ -879,6 +866,13 @@ type callKey struct{}
 // complete answers a finished call and gives back what it borrowed.
 func (c *Conn) complete(sc *serverCall, out []byte, exported []string) {
 	in := sc.in
+	// Forget the id before answering: the peer may reuse it as soon as it
+	// has the answer.
+	c.mu.Lock()
+	if sc.msg.id != nil && c.inflight[sc.key] == in {
+		delete(c.inflight, sc.key)
+	}
+	c.mu.Unlock()
 	if out != nil && in.answered.CompareAndSwap(false, true) {
 		if in.batch != nil {
 			in.batch.add(out)
@@ -905,13 +899,10 @@ func (c *Conn) complete(sc *serverCall, out []byte, exported []string) {
 	}
 	in.cancel()
 	c.mu.Lock()
-	if sc.msg.id != nil && c.inflight[sc.key] == in {
-		delete(c.inflight, sc.key)
-	}
 	c.nrun--
 	c.mu.Unlock()
 	if in.batch != nil {
-		in.batch.wait.Done()
+		in.batch.end()
 	}
 	c.running.Done()
 }

@@ -187,15 +187,19 @@ func (fr *frameReader) looksLikeHeader() bool {
 // hasPrefixFold reports whether the input at r starts with p (lower case),
 // ignoring case, reading more input if needed.
 func (fr *frameReader) hasPrefixFold(p string) bool {
-	for fr.w-fr.r < len(p) {
+	for {
+		n := min(fr.w-fr.r, len(p))
+		if !bytes.EqualFold(fr.buf[fr.r:fr.r+n], []byte(p[:n])) {
+			return false
+		}
+		if n == len(p) {
+			return true
+		}
+		// Only read on while the input so far could still be the prefix.
 		if _, ok := fr.fill(fr.r); !ok {
-			break
+			return false
 		}
 	}
-	if fr.w-fr.r < len(p) {
-		return false
-	}
-	return bytes.EqualFold(fr.buf[fr.r:fr.r+len(p)], []byte(p))
 }
 
 // nextValue scans one JSON value in line framing. It tracks only the

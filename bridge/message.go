@@ -22,6 +22,7 @@ type message struct {
 	hasResult bool
 	err       *Error
 	hasError  bool
+	hasID     bool // an id member was present, even if invalid
 }
 
 func (m *message) isRequest() bool      { return m.hasMethod && m.id != nil }
@@ -66,7 +67,6 @@ func decodeMessage(b []byte) (m message, id jsontext.Value, perr *Error) {
 	if _, err := dec.ReadToken(); err != nil {
 		return m, nil, parseError(err)
 	}
-	var seen uint8
 	var version jsontext.Value
 	fail := ""
 	for dec.PeekKind() != '}' {
@@ -78,14 +78,12 @@ func decodeMessage(b []byte) (m message, id jsontext.Value, perr *Error) {
 		if err != nil {
 			return m, m.id, decodeFailure(b, err)
 		}
-		var bit uint8
 		switch string(name) {
 		case `"jsonrpc"`:
-			bit, version = 1, val
+			version = val
 		case `"id"`:
-			bit, m.id = 2, val
+			m.id, m.hasID = val, true
 		case `"method"`:
-			bit = 4
 			m.hasMethod = true
 			if val.Kind() != '"' {
 				fail = "method must be a string"
@@ -95,14 +93,13 @@ func decodeMessage(b []byte) (m message, id jsontext.Value, perr *Error) {
 				fail = "method must be a string"
 			}
 		case `"params"`:
-			bit = 8
 			if val.Kind() != 'n' {
 				m.params = val
 			}
 		case `"result"`:
-			bit, m.result, m.hasResult = 16, val, true
+			m.result, m.hasResult = val, true
 		case `"error"`:
-			bit, m.hasError = 32, true
+			m.hasError = true
 			var e Error
 			if err := json.Unmarshal(val, &e, json.RejectUnknownMembers(false)); err != nil || val.Kind() != '{' {
 				fail = "error must be an object with an integer code and a string message"
@@ -114,7 +111,6 @@ func decodeMessage(b []byte) (m message, id jsontext.Value, perr *Error) {
 				fail = "unknown member " + string(name)
 			}
 		}
-		seen |= bit
 	}
 	if _, err := dec.ReadToken(); err != nil {
 		return m, m.id, decodeFailure(b, err)
