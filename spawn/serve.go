@@ -198,4 +198,3 @@ func (c *Child) Close() error {
 }
 
 var _ io.Closer = (*Child)(nil)
-
