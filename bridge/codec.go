@@ -97,13 +97,23 @@ var (
 	proxyType  = reflect.TypeFor[Proxy]()
 )
 
-var strict = json.JoinOptions(json.RejectUnknownMembers(true), json.FormatNilSliceAsNull(true), json.FormatNilMapAsNull(true))
+var (
+	strict        = json.JoinOptions(json.RejectUnknownMembers(true), json.FormatNilSliceAsNull(true), json.FormatNilMapAsNull(true))
+	lenientResult = json.JoinOptions(json.RejectUnknownMembers(false))
+)
 
 // unmarshal decodes raw into v. With handles, handle objects become
 // proxies: borrowed (pool nil) or each taking one reference from pool.
+//
+// Params are decoded strictly (unknown members are errors); results are
+// decoded leniently (pool != nil), so a newer peer may add fields.
 func (c *Conn) unmarshal(raw jsontext.Value, v any, handles bool, pool map[string]int) error {
+	base := strict
+	if pool != nil {
+		base = lenientResult
+	}
 	if !handles {
-		return json.Unmarshal(raw, v, strict)
+		return json.Unmarshal(raw, v, base)
 	}
 	var opts json.Options
 	fn := json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v any) error {
@@ -137,7 +147,7 @@ func (c *Conn) unmarshal(raw jsontext.Value, v any, handles bool, pool map[strin
 		rv.Set(val)
 		return nil
 	})
-	opts = json.JoinOptions(strict, json.WithUnmarshalers(fn))
+	opts = json.JoinOptions(base, json.WithUnmarshalers(fn))
 	return json.Unmarshal(raw, v, opts)
 }
 

@@ -297,6 +297,14 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// Running reports how many requests and notifications from the peer are
+// being served right now.
+func (c *Conn) Running() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nrun
+}
+
 // Handles lists the live exports and imports of the connection.
 func (c *Conn) Handles() (exports []handles.ExportInfo, imports []handles.ImportInfo) {
 	return c.table.Snapshot()
@@ -1080,6 +1088,10 @@ func (c *Conn) finish(end error, fail *Error) {
 		c.mu.Unlock()
 		c.cancel()
 		c.failAllPending(fail)
+		// Objects are closed newest first, then the streams.
+		for _, d := range c.table.DropAll() {
+			c.disposeNow(d)
+		}
 		if c.wc != nil {
 			_ = c.wc.Close()
 		}
@@ -1087,9 +1099,6 @@ func (c *Conn) finish(end error, fail *Error) {
 			_ = c.rc.Close()
 		}
 		c.nq.close()
-		for _, d := range c.table.DropAll() {
-			c.disposeNow(d)
-		}
 		close(c.done)
 	})
 }

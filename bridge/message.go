@@ -278,8 +278,8 @@ func mayHaveHandles(v jsontext.Value) bool {
 }
 
 // walkHandles lists every handle id in v, at any depth, once per
-// occurrence. An object with a "$handle" member must have no other member
-// and a string value.
+// occurrence. Only an object whose one member is "$handle" with a string
+// value is a handle.
 func walkHandles(v jsontext.Value, visit func(id string)) *Error {
 	if !mayHaveHandles(v) {
 		return nil
@@ -309,10 +309,10 @@ func walkHandles(v jsontext.Value, visit func(id string)) *Error {
 		if err != nil {
 			return parseError(err)
 		}
-		if val.Kind() != '"' || dec.PeekKind() != '}' {
-			return &Error{Code: CodeInvalidParams, Message: `invalid params: a handle must be {"$handle": "<id>"} with nothing else`}
+		if val.Kind() == '"' && dec.PeekKind() == '}' {
+			visit(val.String())
 		}
-		visit(val.String())
+		// Anything else with a "$handle" member (a schema, say) is data.
 	}
 }
 

@@ -243,7 +243,7 @@ func (c *Conn) finishCall(m *message, result any) error {
 		c.releaseMessageHandles(occ)
 		return nil
 	}
-	pool := make(map[string]int, len(occ))
+	pool := make(map[string]int, len(occ)+1)
 	for k, v := range occ {
 		pool[k] = v
 	}

@@ -1,0 +1,593 @@
+package bridge_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mpbridge/mpbridge/bridge"
+	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/handles"
+	"github.com/mpbridge/mpbridge/internal/testsvc"
+)
+
+func TestTypedCalls(t *testing.T) {
+	client, _ := pair(t, &testsvc.Service{}, nil, nil)
+	in := initOf(t, client)
+	ctx := ctxT(t)
+	if s, err := in.Ping(ctx); err != nil || s != "pong" {
+		t.Fatalf("ping: %q %v", s, err)
+	}
+	if n, err := in.Add(ctx, 1<<53+1, 1); err != nil || n != 1<<53+2 {
+		t.Fatalf("add: %d %v", n, err)
+	}
+	err := in.Fail(ctx, "boom")
+	if bridge.ErrorCode(err) != bridge.CodeApplication || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("fail: %v", err)
+	}
+}
+
+func TestPanicBecomesInternalError(t *testing.T) {
+	client, _ := pair(t, &testsvc.Service{}, nil, nil)
+	in := initOf(t, client)
+	ctx := ctxT(t)
+	err := in.Panic(ctx)
+	if bridge.ErrorCode(err) != bridge.CodeInternalError {
+		t.Fatalf("panic: got %v, want -32603", err)
+	}
+	if s, err := in.Ping(ctx); err != nil || s != "pong" {
+		t.Fatalf("ping after panic: %q %v", s, err)
+	}
+}
+
+func TestCancellation(t *testing.T) {
+	client, server := pair(t, &testsvc.Service{}, nil, nil)
+	in := initOf(t, client)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	errc := make(chan error, 1)
+	go func() { errc <- in.Sleep(ctx, 60_000) }()
+	eventually(t, "the call to start", func() bool { return inFlight(server) == 1 })
+	cancel()
+	err := <-errc
+	if bridge.ErrorCode(err) != bridge.CodeCancelled || !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want -32800 wrapping context.Canceled", err)
+	}
+	// The cancel notification reaches the server and ends the handler.
+	eventually(t, "the server to cancel the handler", func() bool { return inFlight(server) == 0 })
+}
+
+// inFlight counts running calls by asking the connection for its state.
+func inFlight(c *bridge.Conn) int { return c.Running() }
+
+func TestCancelOnTheWire(t *testing.T) {
+	for _, method := range []string{"cancel", "$/cancelRequest"} {
+		t.Run(method, func(t *testing.T) {
+			w := newWire(t, nil)
+			w.send(`{"jsonrpc":"2.0","id":7,"method":"Init.sleep","params":{"ms":60000}}` + "\n")
+			eventually(t, "the call to start", func() bool { return inFlight(w.server) == 1 })
+			w.send(`{"jsonrpc":"2.0","method":"` + method + `","params":{"id":7}}` + "\n")
+			m := w.recvJSON()
+			if errCode(m) != -32800 || fmt.Sprint(m["id"]) != "7" {
+				t.Fatalf("got %v, want -32800 for id 7", m)
+			}
+		})
+	}
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	client, _ := pair(t, &testsvc.Service{}, nil, nil)
+	in := initOf(t, client)
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := in.Add(ctx, int64(i), 1000)
+			if err == nil && n != int64(i)+1000 {
+				err = fmt.Errorf("call %d got %d", i, n)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestHandleLifecycle(t *testing.T) {
+	svc := &testsvc.Service{}
+	client, server := pair(t, svc, nil, nil)
+	in := initOf(t, client)
+	ctx := ctxT(t)
+	c, err := in.NewCounter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Add(ctx, 5); err != nil || v != 5 {
+		t.Fatalf("add: %d %v", v, err)
+	}
+	id := c.(bridge.Proxy).BridgeRemote().ID()
+	if !strings.HasPrefix(id, "s") {
+		t.Fatalf("server-minted id %q does not start with s", id)
+	}
+	if ex := exportsOf(server, id); ex != 1 {
+		t.Fatalf("refs of %s = %d, want 1", id, ex)
+	}
+	if err := callbacks.Release(c); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the counter to be closed", func() bool { return svc.Closed.Load() == 1 })
+	if exportsOf(server, id) != 0 {
+		t.Fatalf("%s still exported after release", id)
+	}
+	// The stale proxy fails fast, locally.
+	if _, err := c.Value(ctx); bridge.ErrorCode(err) != bridge.CodeNoSuchHandle {
+		t.Fatalf("call on released handle: %v, want -32001", err)
+	}
+	// And on the wire a released id is dead too.
+	var v int64
+	err = bridge.NewRemote(client, id).Call(ctx, "Counter.value", nil, &v)
+	if bridge.ErrorCode(err) != bridge.CodeNoSuchHandle {
+		t.Fatalf("wire call on released handle: %v, want -32001", err)
+	}
+}
+
+func exportsOf(c *bridge.Conn, id string) int {
+	ex, _ := c.Handles()
+	for _, e := range ex {
+		if e.Handle == id {
+			return e.Refs
+		}
+	}
+	return 0
+}
+
+func TestCountedRelease(t *testing.T) {
+	w := newWire(t, nil)
+	// The same live object returned twice has one id with two references.
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.shared"}` + "\n")
+	h1 := handleOf(t, w.recvJSON())
+	w.send(`{"jsonrpc":"2.0","id":2,"method":"Init.shared"}` + "\n")
+	h2 := handleOf(t, w.recvJSON())
+	if h1 != h2 {
+		t.Fatalf("same object got ids %s and %s", h1, h2)
+	}
+	if r := exportsOf(w.server, h1); r != 2 {
+		t.Fatalf("refs %d, want 2", r)
+	}
+	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"` + h1 + `"}}` + "\n")
+	w.send(`{"jsonrpc":"2.0","id":3,"method":"Counter.add","params":{"$self":"` + h1 + `","n":2}}` + "\n")
+	if m := w.recvJSON(); fmt.Sprint(m["result"]) != "2" {
+		t.Fatalf("after one release: %v", m)
+	}
+	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"` + h1 + `","count":1}}` + "\n")
+	w.send(`{"jsonrpc":"2.0","id":4,"method":"Counter.add","params":{"$self":"` + h1 + `","n":2}}` + "\n")
+	if m := w.recvJSON(); errCode(m) != -32001 || fmt.Sprint(m["id"]) != "4" {
+		t.Fatalf("after the last release: %v", m)
+	}
+	eventually(t, "Close to run", func() bool { return w.svc.Closed.Load() == 1 })
+	// A new object never reuses the dead id.
+	w.send(`{"jsonrpc":"2.0","id":5,"method":"Init.shared"}` + "\n")
+	if h3 := handleOf(t, w.recvJSON()); h3 == h1 {
+		t.Fatalf("id %s reused", h1)
+	}
+}
+
+func handleOf(t *testing.T, m map[string]any) string {
+	t.Helper()
+	r, ok := m["result"].(map[string]any)
+	if !ok {
+		t.Fatalf("no handle in %v", m)
+	}
+	h, _ := r["$handle"].(string)
+	if h == "" || len(r) != 1 {
+		t.Fatalf("bad handle in %v", m)
+	}
+	return h
+}
+
+func TestOverRelease(t *testing.T) {
+	w := newWire(t, nil)
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.newCounter"}` + "\n")
+	a := handleOf(t, w.recvJSON())
+	w.send(`{"jsonrpc":"2.0","id":2,"method":"Init.newCounter"}` + "\n")
+	b := handleOf(t, w.recvJSON())
+	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"` + a + `","count":5}}` + "\n")
+	for _, bad := range []string{`{"handle":"` + a + `","count":0}`, `{"handle":"` + b + `","count":-1}`, `{"handle":"init2"}`, `{"handle":"c1"}`} {
+		w.send(`{"jsonrpc":"2.0","method":"release","params":` + bad + `}` + "\n")
+	}
+	w.send(`{"jsonrpc":"2.0","id":3,"method":"Counter.value","params":{"$self":"` + b + `"}}` + "\n")
+	if m := w.recvJSON(); fmt.Sprint(m["result"]) != "0" {
+		t.Fatalf("other object touched by bad releases: %v", m)
+	}
+	eventually(t, "a to close", func() bool { return w.svc.Closed.Load() == 1 })
+}
+
+func TestCallThenReleasePipelined(t *testing.T) {
+	w := newWire(t, nil)
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.subscribe","params":{"fn":{"$handle":"c1"}}}` + "\n")
+	h := handleOf(t, w.recvJSON())
+	// add calls back c1; release the counter while the call waits on us.
+	w.send(`{"jsonrpc":"2.0","id":2,"method":"Counter.add","params":{"$self":"` + h + `","n":1}}` + "\n")
+	cb := w.recvJSON()
+	if cb["method"] != "Callback.call" {
+		t.Fatalf("expected a callback, got %v", cb)
+	}
+	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"` + h + `"}}` + "\n")
+	if w.svc.Closed.Load() != 0 {
+		t.Fatal("Close ran while a call was in progress")
+	}
+	w.send(`{"jsonrpc":"2.0","id":` + fmt.Sprint(cb["id"]) + `,"result":null}` + "\n")
+	if m := w.recvJSON(); fmt.Sprint(m["result"]) != "1" {
+		t.Fatalf("in-progress call: %v", m)
+	}
+	eventually(t, "Close after the call", func() bool { return w.svc.Closed.Load() == 1 })
+	// The callback c1 was kept for the life of the counter: now released.
+	if m := w.recvJSON(); m["method"] != "release" || fmt.Sprint(m["params"]) != "map[handle:c1]" {
+		t.Fatalf("expected release of c1, got %v", m)
+	}
+}
+
+func TestFailedCallReleasesArguments(t *testing.T) {
+	w := newWire(t, nil)
+	for i, call := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"Init.nosuch","params":{"fn":{"$handle":"c1"}}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"Init.repeat","params":{"fn":{"$handle":"c1"}}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"Init.fail","params":{"message":"x","extra":{"$handle":"c1"}}}`,
+		`{"jsonrpc":"2.0","id":4,"method":"Init.repeat","params":{"fn":{"$handle":"c1"},"n":0}}`,
+	} {
+		w.send(call + "\n")
+		got := []string{w.recv(), w.recv()}
+		joined := strings.Join(got, "")
+		if !strings.Contains(joined, `"method":"release","params":{"handle":"c1"}`) || !strings.Contains(joined, fmt.Sprintf(`"id":%d`, i+1)) {
+			t.Errorf("call %d: want a reply and a release of c1, got %q", i+1, got)
+		}
+	}
+	if _, im := w.server.Handles(); len(im) != 0 {
+		t.Fatalf("imports left: %v", im)
+	}
+}
+
+func TestHandlesDeepAndTwice(t *testing.T) {
+	w := newWire(t, nil)
+	deep := `{"$handle":"c2"}`
+	for range 50 {
+		deep = `[` + deep + `]`
+	}
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.echo","params":{"value":{"a":{"$handle":"c1"},"b":[{"$handle":"c1"}],"d":` + deep + `}}}` + "\n")
+	var lines []string
+	for range 3 {
+		lines = append(lines, w.recv())
+	}
+	all := strings.Join(lines, "")
+	if !strings.Contains(all, `"result":{"a":{"$handle":"c1"},"b":[{"$handle":"c1"}]`) {
+		t.Fatalf("echo changed the handles: %s", all)
+	}
+	if !strings.Contains(all, `{"handle":"c1","count":2}`) || !strings.Contains(all, `{"handle":"c2"}`) {
+		t.Fatalf("want release c1 x2 and c2 x1: %s", all)
+	}
+}
+
+func TestNestedCallbacksBothWays(t *testing.T) {
+	client, _ := pair(t, &testsvc.Service{}, nil, nil)
+	in := initOf(t, client)
+	n, err := in.Recurse(ctxT(t), 10, testsvc.Local{})
+	if err != nil || n != 10 {
+		t.Fatalf("recurse: %d %v", n, err)
+	}
+}
+
+func TestCallbacks(t *testing.T) {
+	client, server := pair(t, &testsvc.Service{}, nil, nil)
+	in := initOf(t, client)
+	ctx := ctxT(t)
+	var got []int
+	n, err := in.Repeat(ctx, func(_ context.Context, i int) error {
+		got = append(got, i)
+		return nil
+	}, 3)
+	if err != nil || n != 3 || fmt.Sprint(got) != "[0 1 2]" {
+		t.Fatalf("repeat: %d %v %v", n, got, err)
+	}
+	// A failing callback reaches the server as an error.
+	_, err = in.Repeat(ctx, func(context.Context, int) error { return errors.New("nope") }, 3)
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("failing callback: %v", err)
+	}
+	// Every callback was given back.
+	eventually(t, "callbacks released", func() bool {
+		ex, _ := client.Handles()
+		_, im := server.Handles()
+		return len(ex) == 0 && len(im) == 0
+	})
+}
+
+func TestSubscriptionKeepsCallback(t *testing.T) {
+	client, server := pair(t, &testsvc.Service{}, nil, nil)
+	in := initOf(t, client)
+	ctx := ctxT(t)
+	var calls atomic.Int64
+	sub, err := in.Subscribe(ctx, func(context.Context, int) error { calls.Add(1); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := sub.Add(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls.Load() != 3 {
+		t.Fatalf("callback ran %d times, want 3", calls.Load())
+	}
+	if ex, _ := client.Handles(); len(ex) != 1 {
+		t.Fatalf("client exports %v, want the one callback", ex)
+	}
+	callbacks.Release(sub)
+	eventually(t, "the callback to be released", func() bool {
+		ex, _ := client.Handles()
+		_, im := server.Handles()
+		return len(ex) == 0 && len(im) == 0
+	})
+}
+
+func TestCloseFailsPendingAndDropsExports(t *testing.T) {
+	svc := &testsvc.Service{}
+	client, server := pair(t, svc, &bridge.Options{DrainTimeout: 100 * time.Millisecond}, nil)
+	in := initOf(t, client)
+	ctx := ctxT(t)
+	if _, err := in.NewCounter(ctx); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- in.Sleep(ctx, 60_000) }()
+	eventually(t, "the call to start", func() bool { return inFlight(server) == 1 })
+	client.Close()
+	err := <-errc
+	if bridge.ErrorCode(err) != bridge.CodeDisconnected || !errors.Is(err, bridge.ErrClosed) {
+		t.Fatalf("pending call: %v, want -32002", err)
+	}
+	// The server sees end of input, drains (cancelling the sleep after
+	// its drain limit) and drops its exports (Close ran).
+	eventually(t, "server exports dropped", func() bool { return svc.Closed.Load() == 1 })
+	<-server.Done()
+	if _, err := in.Ping(ctx); bridge.ErrorCode(err) != bridge.CodeDisconnected {
+		t.Fatalf("call after close: %v", err)
+	}
+	// Close is idempotent and concurrent.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() { defer wg.Done(); client.Close() }()
+	}
+	wg.Wait()
+}
+
+func TestEndOfInputAnswersEverything(t *testing.T) {
+	w := newWire(t, nil)
+	var b strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&b, `{"jsonrpc":"2.0","id":%d,"method":"Init.add","params":{"a":%d,"b":1}}`+"\n", i, i)
+	}
+	b.WriteString(`{"jsonrpc":"2.0","id":"slow","method":"Init.sleep","params":{"ms":100}}` + "\n")
+	w.send(b.String())
+	w.w.Close()
+	seen := map[string]bool{}
+	for len(seen) < 1001 {
+		m := w.recvJSON()
+		id := fmt.Sprint(m["id"])
+		if seen[id] {
+			t.Fatalf("id %s answered twice", id)
+		}
+		seen[id] = true
+		if m["error"] != nil {
+			t.Fatalf("error reply %v", m)
+		}
+	}
+	if w.more(testTimeout) {
+		t.Fatalf("more output after the last reply: %q", w.buf)
+	}
+	if err := w.server.Wait(); err != nil {
+		t.Fatalf("Wait after EOF: %v", err)
+	}
+}
+
+func TestReleaseInitShutsDown(t *testing.T) {
+	w := newWire(t, nil)
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.newCounter"}` + "\n")
+	w.recv()
+	w.send(`{"jsonrpc":"2.0","id":2,"method":"Init.sleep","params":{"ms":100}}` + "\n")
+	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"init"}}` + "\n")
+	w.send(`{"jsonrpc":"2.0","id":3,"method":"Init.ping"}` + "\n")
+	if m := w.recvJSON(); fmt.Sprint(m["id"]) != "2" || m["error"] != nil {
+		t.Fatalf("in-flight call: %v", m)
+	}
+	if w.more(testTimeout) {
+		t.Fatalf("output after shutdown: %q", w.buf)
+	}
+	if w.svc.Closed.Load() != 1 {
+		t.Fatalf("objects not closed at shutdown")
+	}
+	if err := w.server.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDrainLimit(t *testing.T) {
+	w := newWire(t, &bridge.Options{DrainTimeout: 50 * time.Millisecond})
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":60000}}` + "\n")
+	eventually(t, "the call to start", func() bool { return inFlight(w.server) == 1 })
+	w.w.Close()
+	if m := w.recvJSON(); errCode(m) != -32800 {
+		t.Fatalf("got %v, want -32800", m)
+	}
+	<-w.server.Done()
+}
+
+func TestNotificationsInOrderBeforeLaterCall(t *testing.T) {
+	svc := &orderSvc{}
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	reg := &callbacks.Registry{}
+	callbacks.RegisterIn(reg, callbacks.Interface[orderer]{Name: "Init", Params: map[string][]string{"Note": {"i"}}})
+	srv := bridge.New(inR, outW, &bridge.Options{Bootstrap: callbacks.ExportIn[orderer](reg, svc), Adapter: reg.Adapter(), Logger: quiet})
+	defer srv.Close()
+	go io.Copy(io.Discard, outR)
+	var b strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&b, `{"jsonrpc":"2.0","method":"Init.note","params":{"i":%d}}`+"\n", i)
+	}
+	b.WriteString(`{"jsonrpc":"2.0","id":1,"method":"Init.check"}` + "\n")
+	io.WriteString(inW, b.String())
+	inW.Close()
+	<-srv.Done()
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	if len(svc.seen) != 100 || svc.checkSaw != 100 {
+		t.Fatalf("check saw %d notes of %d", svc.checkSaw, len(svc.seen))
+	}
+	for i, v := range svc.seen {
+		if v != i {
+			t.Fatalf("notes out of order: %v", svc.seen)
+		}
+	}
+}
+
+type orderer interface {
+	Note(ctx context.Context, i int) error
+	Check(ctx context.Context) (int, error)
+}
+
+type orderSvc struct {
+	mu       sync.Mutex
+	seen     []int
+	checkSaw int
+}
+
+func (s *orderSvc) Note(_ context.Context, i int) error {
+	time.Sleep(time.Microsecond)
+	s.mu.Lock()
+	s.seen = append(s.seen, i)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *orderSvc) Check(context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checkSaw = len(s.seen)
+	return s.checkSaw, nil
+}
+
+func TestDuplicateInFlightID(t *testing.T) {
+	w := newWire(t, nil)
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":200}}` + "\n")
+	eventually(t, "the call to start", func() bool { return inFlight(w.server) == 1 })
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.ping"}` + "\n")
+	if m := w.recvJSON(); errCode(m) != -32600 {
+		t.Fatalf("duplicate: %v", m)
+	}
+	if m := w.recvJSON(); m["error"] != nil || fmt.Sprint(m["id"]) != "1" {
+		t.Fatalf("first call: %v", m)
+	}
+}
+
+func TestInFlightLimit(t *testing.T) {
+	w := newWire(t, &bridge.Options{MaxInFlight: 2})
+	for i := range 3 {
+		w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"Init.sleep","params":{"ms":300}}`+"\n", i))
+	}
+	m := w.recvJSON()
+	if errCode(m) != -32003 || fmt.Sprint(m["id"]) != "2" || !strings.Contains(fmt.Sprint(m["error"]), "in flight") {
+		t.Fatalf("over the limit: %v", m)
+	}
+	w.recvJSON()
+	w.recvJSON()
+}
+
+func TestDiscover(t *testing.T) {
+	client, _ := pair(t, &testsvc.Service{}, nil, nil)
+	var doc struct {
+		OpenRPC string `json:"openrpc"`
+		Methods []struct {
+			Name   string `json:"name"`
+			Params []struct {
+				Name   string         `json:"name"`
+				Schema map[string]any `json:"schema"`
+			} `json:"params"`
+		} `json:"methods"`
+	}
+	if err := client.Call(ctxT(t), "rpc.discover", nil, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(doc.OpenRPC, "1.") {
+		t.Fatalf("openrpc %q", doc.OpenRPC)
+	}
+	names := map[string]bool{}
+	for _, m := range doc.Methods {
+		names[m.Name] = true
+		if m.Name == "Init.add" && (len(m.Params) != 2 || m.Params[0].Name != "a" || m.Params[0].Schema["type"] != "integer") {
+			t.Errorf("Init.add params: %+v", m.Params)
+		}
+	}
+	for _, want := range []string{"Init.ping", "Init.add", "Counter.add", "Recurser.recurse", "Callback.call"} {
+		if !names[want] {
+			t.Errorf("rpc.discover lacks %s (has %v)", want, names)
+		}
+	}
+}
+
+func TestRPCHandles(t *testing.T) {
+	client, _ := pair(t, &testsvc.Service{}, nil, nil)
+	in := initOf(t, client)
+	ctx := ctxT(t)
+	c, err := in.NewCounter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Exports []handles.ExportInfo `json:"exports"`
+		Imports []handles.ImportInfo `json:"imports"`
+	}
+	if err := client.Call(ctx, "rpc.handles", nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	id := c.(bridge.Proxy).BridgeRemote().ID()
+	found := false
+	for _, e := range got.Exports {
+		if e.Handle == id && e.Interface == "Counter" && e.Refs == 1 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("rpc.handles %+v lacks %s", got, id)
+	}
+}
+
+func TestPeerDiesFailsPending(t *testing.T) {
+	// The server's input and output vanish mid-call.
+	c2sR, c2sW := io.Pipe()
+	s2cR, s2cW := io.Pipe()
+	client := bridge.New(s2cR, c2sW, &bridge.Options{Adapter: callbacks.Default.Adapter(), Logger: quiet, Name: "child[42]"})
+	defer client.Close()
+	go io.Copy(io.Discard, c2sR)
+	errc := make(chan error, 1)
+	go func() { errc <- client.Call(ctxT(t), "Init.sleep", map[string]int{"ms": 60000}, nil) }()
+	time.Sleep(10 * time.Millisecond)
+	s2cW.Close()
+	err := <-errc
+	if bridge.ErrorCode(err) != bridge.CodeDisconnected || !strings.Contains(err.Error(), "child[42]") {
+		t.Fatalf("got %v, want -32002 naming the peer", err)
+	}
+}
