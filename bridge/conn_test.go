@@ -591,3 +591,40 @@ func TestPeerDiesFailsPending(t *testing.T) {
 		t.Fatalf("got %v, want -32002 naming the peer", err)
 	}
 }
+
+func TestForwardAcrossConnections(t *testing.T) {
+	svcA, svcB := &testsvc.Service{}, &testsvc.Service{}
+	clientA, serverA := pair(t, svcA, nil, nil)
+	clientB, serverB := pair(t, svcB, nil, nil)
+	a, b := initOf(t, clientA), initOf(t, clientB)
+	ctx := ctxT(t)
+	ca, err := a.NewCounter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.Add(ctx, 5)
+	// B reads A's counter: the parent exports its own c-handle to B that
+	// forwards to A; B never sees A's id.
+	n, err := b.Read(ctx, ca)
+	if err != nil || n != 5 {
+		t.Fatalf("read through the parent: %d %v", n, err)
+	}
+	aID := ca.(bridge.Proxy).BridgeRemote().ID()
+	_, importsB := serverB.Handles()
+	for _, im := range importsB {
+		if im.Handle == aID {
+			t.Fatalf("B holds A's raw id %s", aID)
+		}
+	}
+	// A's id sent to B as $self or argument names nothing there.
+	var v int64
+	if err := bridge.NewRemote(clientB, aID).Call(ctx, "Counter.value", nil, &v); bridge.ErrorCode(err) != bridge.CodeNoSuchHandle {
+		t.Fatalf("A's id on B: %v", err)
+	}
+	_ = serverA
+	// When the call is over B gives the forwarded handle back.
+	eventually(t, "B to release the forwarded counter", func() bool {
+		ex, _ := clientB.Handles()
+		return len(ex) == 0
+	})
+}

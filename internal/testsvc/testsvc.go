@@ -31,6 +31,7 @@ type Init interface {
 	Recurse(ctx context.Context, depth int, peer Recurser) (int, error)
 	Subscribe(ctx context.Context, fn Callback) (Counter, error)
 	Exit(ctx context.Context, code int) error
+	Read(ctx context.Context, counter Counter) (int64, error)
 }
 
 // Counter is an object with state.
@@ -54,6 +55,7 @@ func init() {
 		Params: map[string][]string{
 			"Echo": {"value"}, "Add": {"a", "b"}, "Sleep": {"ms"}, "Fail": {"message"},
 			"Repeat": {"fn", "n"}, "Recurse": {"depth", "peer"}, "Subscribe": {"fn"}, "Exit": {"code"},
+			"Read": {"counter"},
 		},
 		Proxy: func(r *bridge.Remote) Init { return initProxy{callbacks.Proxy{R: r}} },
 	})
@@ -160,6 +162,9 @@ func (s *Service) Exit(_ context.Context, code int) error {
 	return nil
 }
 
+// Read returns the value of counter, wherever it lives.
+func (s *Service) Read(ctx context.Context, c Counter) (int64, error) { return c.Value(ctx) }
+
 // Recurse is the shared body of Recurser implementations.
 func Recurse(ctx context.Context, depth int, peer, self Recurser) (int, error) {
 	if depth <= 0 {
@@ -265,6 +270,11 @@ func (p initProxy) Subscribe(ctx context.Context, fn Callback) (c Counter, err e
 }
 func (p initProxy) Exit(ctx context.Context, code int) error {
 	return p.Call(ctx, "Init.exit", nil, "code", code)
+}
+
+func (p initProxy) Read(ctx context.Context, c Counter) (n int64, err error) {
+	err = p.Call(ctx, "Init.read", &n, "counter", &c)
+	return
 }
 
 type counterProxy struct{ callbacks.Proxy }

@@ -1,0 +1,94 @@
+package bridge_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/mpbridge/mpbridge/bridge"
+)
+
+// calculator is an Object written by hand: it serves Init.add.
+type calculator struct{}
+
+func (calculator) Interface() string { return "Init" }
+
+func (calculator) Call(_ context.Context, method string, p *bridge.Params) (any, error) {
+	if method != "add" {
+		return nil, bridge.Errorf(bridge.CodeMethodNotFound, "method not found: Init has no method %q", method)
+	}
+	var a, b int
+	if err := p.Decode("a", &a); err != nil {
+		return nil, err
+	}
+	if err := p.Decode("b", &b); err != nil {
+		return nil, err
+	}
+	if err := p.CheckUnused(); err != nil {
+		return nil, err
+	}
+	return a + b, nil
+}
+
+// Example connects two endpoints over in-memory pipes: one serves a
+// bootstrap object, the other calls it.
+func Example() {
+	c2sR, c2sW := io.Pipe()
+	s2cR, s2cW := io.Pipe()
+	server := bridge.New(c2sR, s2cW, &bridge.Options{Bootstrap: calculator{}})
+	client := bridge.New(s2cR, c2sW, nil)
+	defer server.Close()
+	defer client.Close()
+
+	var sum int
+	err := client.Call(context.Background(), "Init.add", map[string]int{"a": 2, "b": 3}, &sum)
+	fmt.Println(sum, err)
+
+	err = client.Call(context.Background(), "Init.add", map[string]int{"a": 2}, &sum)
+	fmt.Println(bridge.ErrorCode(err), err)
+	// Output:
+	// 5 <nil>
+	// -32602 invalid params: missing parameter "b" (code -32602)
+}
+
+// Example_wire shows the bytes on the wire: a server answers whatever a
+// peer writes, here a request, a notification (no answer), a truncated
+// message (a parse error, reported when the next message starts) and an
+// unknown method. Requests run concurrently, so answers come in any order.
+func Example_wire() {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	server := bridge.New(inR, outW, &bridge.Options{Bootstrap: calculator{}})
+	go func() {
+		io.WriteString(inW, `{"jsonrpc":"2.0","id":1,"method":"Init.add","params":{"a":1,"b":2}}`+"\n")
+		io.WriteString(inW, `{"jsonrpc":"2.0","method":"Init.add","params":{"a":1,"b":2}}`+"\n")
+		io.WriteString(inW, `{"jsonrpc":"2.0","id":2,"method":"Init.add","params":{"a":1,"b":2}`+"\n")
+		io.WriteString(inW, `{"jsonrpc":"2.0","id":"x","method":"Init.mul"}`+"\n")
+		inW.Close()
+	}()
+	sc := bufio.NewScanner(outR)
+	for sc.Scan() {
+		fmt.Println(sc.Text())
+	}
+	fmt.Println(server.Wait())
+	// Unordered output:
+	// {"jsonrpc":"2.0","id":1,"result":3}
+	// {"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error: unterminated value before a new message"}}
+	// {"jsonrpc":"2.0","id":"x","error":{"code":-32601,"message":"method not found: Init has no method \"mul\""}}
+	// <nil>
+}
+
+// ExampleErrorCode maps errors to wire codes.
+func ExampleErrorCode() {
+	fmt.Println(bridge.ErrorCode(errors.New("boom")))
+	fmt.Println(bridge.ErrorCode(context.Canceled))
+	fmt.Println(bridge.ErrorCode(bridge.Errorf(bridge.CodeLimit, "too many")))
+	fmt.Println(bridge.ErrorCode(fmt.Errorf("wrapped: %w", bridge.ErrClosed)))
+	// Output:
+	// -32000
+	// -32800
+	// -32003
+	// -32002
+}
