@@ -101,9 +101,7 @@ func TestSourcegraphPeer(t *testing.T) {
 			if !asSG(err, &e) || e.Code != -32001 {
 				t.Fatalf("after release: %v", err)
 			}
-			if svc.Closed.Load() != 1 {
-				t.Fatalf("Close ran %d times", svc.Closed.Load())
-			}
+			eventually(t, "Close to run", func() bool { return svc.Closed.Load() == 1 })
 		})
 	}
 }

@@ -85,6 +85,10 @@ func runChild(mode string) int {
 		fmt.Fprintln(os.Stderr, "started grandchild")
 		fmt.Printf("%d\n", cmd.Process.Pid)
 		return 0
+	case "serve", "serve-print": // serve testsvc on stdin/stdout (serve_test.go)
+		return runServeChild(mode == "serve-print")
+	case "middle": // spawn a serving grandchild, print its pid, then block
+		return runMiddleChild()
 	default:
 		fmt.Fprintf(os.Stderr, "unknown mode %q\n", mode)
 		return 2
