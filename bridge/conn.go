@@ -297,6 +297,16 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// Shutdown ends the connection in order, as a release of "init" by the
+// peer does: nothing the peer sends from now on is served, calls already
+// received are finished (up to the drain limit) and answered, exported
+// objects are closed, then the streams. It waits until the connection has
+// ended and returns Wait's result.
+func (c *Conn) Shutdown() error {
+	c.beginShutdown("local shutdown")
+	return c.Wait()
+}
+
 // Running reports how many requests and notifications from the peer are
 // being served right now.
 func (c *Conn) Running() int {
