@@ -628,3 +628,43 @@ func TestForwardAcrossConnections(t *testing.T) {
 		return len(ex) == 0
 	})
 }
+
+func TestHandleBackToExporter(t *testing.T) {
+	w := newWire(t, nil)
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.newCounter"}` + "\n")
+	h := handleOf(t, w.recvJSON())
+	w.send(`{"jsonrpc":"2.0","id":2,"method":"Counter.add","params":{"$self":"` + h + `","n":9}}` + "\n")
+	w.recv()
+	// The server's own handle comes back as an argument: it means the
+	// original object, and the count does not change.
+	w.send(`{"jsonrpc":"2.0","id":3,"method":"Init.read","params":{"counter":{"$handle":"` + h + `"}}}` + "\n")
+	if m := w.recvJSON(); fmt.Sprint(m["result"]) != "9" {
+		t.Fatalf("read: %v", m)
+	}
+	if r := exportsOf(w.server, h); r != 1 {
+		t.Fatalf("refs %d after the handle came back, want 1", r)
+	}
+	// A dead own handle as an argument is -32001.
+	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"` + h + `"}}` + "\n")
+	w.send(`{"jsonrpc":"2.0","id":4,"method":"Init.read","params":{"counter":{"$handle":"` + h + `"}}}` + "\n")
+	if m := w.recvJSON(); errCode(m) != -32001 {
+		t.Fatalf("dead handle argument: %v", m)
+	}
+}
+
+func TestLiveHandleLimit(t *testing.T) {
+	w := newWire(t, &bridge.Options{MaxHandles: 3}) // init and two more
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.newCounter"}` + "\n")
+	h := handleOf(t, w.recvJSON())
+	w.send(`{"jsonrpc":"2.0","id":2,"method":"Init.newCounter"}` + "\n")
+	w.recvJSON()
+	w.send(`{"jsonrpc":"2.0","id":3,"method":"Init.newCounter"}` + "\n")
+	if m := w.recvJSON(); errCode(m) != -32003 || !strings.Contains(fmt.Sprint(m["error"]), "limit") {
+		t.Fatalf("over the handle limit: %v", m)
+	}
+	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"` + h + `"}}` + "\n")
+	w.send(`{"jsonrpc":"2.0","id":4,"method":"Init.newCounter"}` + "\n")
+	if m := w.recvJSON(); m["error"] != nil {
+		t.Fatalf("after a release: %v", m)
+	}
+}

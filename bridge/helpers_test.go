@@ -21,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(childEnv); mode != "" {
+		os.Exit(runChild(mode))
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -1,0 +1,347 @@
+package bridge_test
+
+// Benchmarks across real processes: the test binary re-executes itself as
+// the child (BRIDGE_BENCH_CHILD selects what it serves). Each figure has
+// its floor in the same run:
+//
+//	BenchmarkSmallCall/raw      encoding/json newline echo, one call at a time
+//	BenchmarkSmallCall/jrpc2    jrpc2 client and server used directly
+//	BenchmarkSmallCall/bridge   the bridge (Init.echo through a Conn)
+//	BenchmarkConcurrent16/...   16 callers; raw is a multiplexed echo client
+//	BenchmarkPayload/...        64 KiB and 1 MiB values, both ways
+//	BenchmarkCallback/...       a call during which the child calls back once
+//	BenchmarkNested10           a 10-deep chain of calls alternating direction
+//	BenchmarkHandleChurn        create, call once, release
+//
+// Run: go test ./bridge -run '^$' -bench . -benchmem
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/creachadair/jrpc2"
+	"github.com/creachadair/jrpc2/channel"
+	"github.com/creachadair/jrpc2/handler"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/mpbridge/mpbridge/bridge"
+	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/testsvc"
+	"github.com/mpbridge/mpbridge/spawn"
+)
+
+const childEnv = "BRIDGE_BENCH_CHILD"
+
+// runChild serves what mode asks for on stdin/stdout and returns the exit
+// code. It is called from TestMain before the test flags are parsed.
+func runChild(mode string) int {
+	switch mode {
+	case "serve":
+		return spawn.ServeStdio(callbacks.Export[testsvc.Init](&testsvc.Service{}), nil)
+	case "raw":
+		return rawEchoServer(os.Stdin, os.Stdout)
+	case "jrpc2":
+		srv := jrpc2.NewServer(handler.Map{
+			"Init.echo": handler.New(func(_ context.Context, p struct {
+				Value json.RawMessage `json:"value"`
+			}) (json.RawMessage, error) {
+				return p.Value, nil
+			}),
+		}, &jrpc2.ServerOptions{Concurrency: 16})
+		srv.Start(channel.Line(os.Stdin, os.Stdout))
+		if err := srv.Wait(); err != nil && !strings.Contains(err.Error(), "EOF") {
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "unknown child mode %q\n", mode)
+	return 2
+}
+
+type rawRequest struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Method  string          `json:"method"`
+	Params  struct {
+		Value json.RawMessage `json:"value"`
+	} `json:"params"`
+}
+
+type rawResponse struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Result  json.RawMessage `json:"result"`
+}
+
+// rawEchoServer is the floor: newline JSON with encoding/json and nothing
+// else, one message at a time.
+func rawEchoServer(r io.Reader, w io.Writer) int {
+	br := bufio.NewReaderSize(r, 64<<10)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			var req rawRequest
+			if json.Unmarshal(line, &req) == nil {
+				out, _ := json.Marshal(rawResponse{JSONRPC: "2.0", ID: req.ID, Result: req.Params.Value})
+				bw.Write(append(out, '\n'))
+				if br.Buffered() == 0 {
+					bw.Flush()
+				}
+			}
+		}
+		if err != nil {
+			bw.Flush()
+			return 0
+		}
+	}
+}
+
+// child starts the test binary as a child in mode with raw pipes.
+func child(b *testing.B, mode string) (io.WriteCloser, *bufio.Reader) {
+	b.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv+"="+mode, "GORACE=atexit_sleep_ms=0")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		in.Close()
+		cmd.Wait()
+	})
+	return in, bufio.NewReaderSize(out, 64<<10)
+}
+
+// rawClient is a multiplexing encoding/json client for the raw echo.
+type rawClient struct {
+	mu      sync.Mutex
+	w       io.Writer
+	next    int64
+	pending map[string]chan json.RawMessage
+	pmu     sync.Mutex
+}
+
+func newRawClient(b *testing.B) *rawClient {
+	in, out := child(b, "raw")
+	c := &rawClient{w: in, pending: map[string]chan json.RawMessage{}}
+	go func() {
+		for {
+			line, err := out.ReadBytes('\n')
+			if err != nil {
+				return
+			}
+			var r rawResponse
+			if json.Unmarshal(line, &r) != nil {
+				continue
+			}
+			c.pmu.Lock()
+			ch := c.pending[string(r.ID)]
+			delete(c.pending, string(r.ID))
+			c.pmu.Unlock()
+			if ch != nil {
+				ch <- r.Result
+			}
+		}
+	}()
+	return c
+}
+
+func (c *rawClient) call(v json.RawMessage) json.RawMessage {
+	ch := make(chan json.RawMessage, 1)
+	c.mu.Lock()
+	c.next++
+	id := strconv.FormatInt(c.next, 10)
+	c.pmu.Lock()
+	c.pending[id] = ch
+	c.pmu.Unlock()
+	req := rawRequest{JSONRPC: "2.0", ID: json.RawMessage(id), Method: "Init.echo"}
+	req.Params.Value = v
+	out, _ := json.Marshal(req)
+	c.w.Write(append(out, '\n'))
+	c.mu.Unlock()
+	return <-ch
+}
+
+func bridgeChild(b *testing.B) (testsvc.Init, *bridge.Conn) {
+	b.Helper()
+	exe, _ := os.Executable()
+	ch, err := spawn.Spawn(exe, &spawn.Options{Env: append(os.Environ(), childEnv+"=serve", "GORACE=atexit_sleep_ms=0")}, &bridge.Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ch.Close() })
+	in, err := callbacks.Import[testsvc.Init](ch.Init())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return in, ch.Conn()
+}
+
+func jrpc2Child(b *testing.B) *jrpc2.Client {
+	in, out := child(b, "jrpc2")
+	c := jrpc2.NewClient(channel.Line(out, in), nil)
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
+var small = json.RawMessage(`"the quick brown fox jumps"`)
+
+func BenchmarkSmallCall(b *testing.B) {
+	ctx := context.Background()
+	b.Run("raw", func(b *testing.B) {
+		c := newRawClient(b)
+		for b.Loop() {
+			c.call(small)
+		}
+	})
+	b.Run("jrpc2", func(b *testing.B) {
+		c := jrpc2Child(b)
+		var out json.RawMessage
+		for b.Loop() {
+			if err := c.CallResult(ctx, "Init.echo", map[string]json.RawMessage{"value": small}, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("bridge", func(b *testing.B) {
+		in, _ := bridgeChild(b)
+		v := jsontext.Value(small)
+		for b.Loop() {
+			if _, err := in.Echo(ctx, v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkConcurrent16(b *testing.B) {
+	ctx := context.Background()
+	run := func(b *testing.B, call func() error) {
+		var n atomic.Int64
+		n.Store(int64(b.N))
+		var wg sync.WaitGroup
+		b.ResetTimer()
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n.Add(-1) >= 0 {
+					if err := call(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+	}
+	b.Run("raw", func(b *testing.B) {
+		c := newRawClient(b)
+		run(b, func() error { c.call(small); return nil })
+	})
+	b.Run("jrpc2", func(b *testing.B) {
+		c := jrpc2Child(b)
+		run(b, func() error {
+			var out json.RawMessage
+			return c.CallResult(ctx, "Init.echo", map[string]json.RawMessage{"value": small}, &out)
+		})
+	})
+	b.Run("bridge", func(b *testing.B) {
+		in, _ := bridgeChild(b)
+		run(b, func() error { _, err := in.Echo(ctx, jsontext.Value(small)); return err })
+	})
+}
+
+func BenchmarkPayload(b *testing.B) {
+	ctx := context.Background()
+	for _, size := range []int{64 << 10, 1 << 20} {
+		v := json.RawMessage(`"` + strings.Repeat("x", size) + `"`)
+		name := fmt.Sprintf("%dKiB", size>>10)
+		b.Run(name+"/raw", func(b *testing.B) {
+			c := newRawClient(b)
+			b.SetBytes(int64(2 * len(v)))
+			for b.Loop() {
+				c.call(v)
+			}
+		})
+		b.Run(name+"/bridge", func(b *testing.B) {
+			in, _ := bridgeChild(b)
+			b.SetBytes(int64(2 * len(v)))
+			for b.Loop() {
+				if _, err := in.Echo(ctx, jsontext.Value(v)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkCallback(b *testing.B) {
+	ctx := context.Background()
+	b.Run("raw2x", func(b *testing.B) {
+		// The floor for a callback is two raw round trips.
+		c := newRawClient(b)
+		for b.Loop() {
+			c.call(small)
+			c.call(small)
+		}
+	})
+	b.Run("bridge", func(b *testing.B) {
+		in, _ := bridgeChild(b)
+		fn := testsvc.Callback(func(context.Context, int) error { return nil })
+		for b.Loop() {
+			if _, err := in.Repeat(ctx, fn, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkNested10(b *testing.B) {
+	ctx := context.Background()
+	in, _ := bridgeChild(b)
+	for b.Loop() {
+		if n, err := in.Recurse(ctx, 10, testsvc.Local{}); err != nil || n != 10 {
+			b.Fatal(n, err)
+		}
+	}
+}
+
+func BenchmarkHandleChurn(b *testing.B) {
+	ctx := context.Background()
+	in, conn := bridgeChild(b)
+	for b.Loop() {
+		c, err := in.NewCounter(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Add(ctx, 1); err != nil {
+			b.Fatal(err)
+		}
+		callbacks.Release(c)
+	}
+	b.StopTimer()
+	if _, im := conn.Handles(); len(im) != 0 {
+		b.Fatalf("imports left after churn: %d", len(im))
+	}
+}
