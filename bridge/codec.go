@@ -108,47 +108,73 @@ var (
 // Params are decoded strictly (unknown members are errors); results are
 // decoded leniently (pool != nil), so a newer peer may add fields.
 func (c *Conn) unmarshal(raw jsontext.Value, v any, handles bool, pool map[string]int) error {
-	base := strict
-	if pool != nil {
-		base = lenientResult
-	}
 	if !handles {
-		return json.Unmarshal(raw, v, base)
+		if pool != nil {
+			return json.Unmarshal(raw, v, lenientResult)
+		}
+		return json.Unmarshal(raw, v, strict)
 	}
-	var opts json.Options
-	fn := json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v any) error {
-		rv := reflect.ValueOf(v).Elem()
-		t := rv.Type()
-		if dec.PeekKind() != '{' || !(t.Kind() == reflect.Interface || t.Kind() == reflect.Func || t == remoteType) {
-			return errors.ErrUnsupported
-		}
-		raw, err := dec.ReadValue()
-		if err != nil {
-			return err
-		}
-		id, ok := parseHandle(raw)
-		if !ok {
-			if t == anyType {
-				var x any
-				if err := json.Unmarshal(raw, &x, opts); err != nil {
-					return err
-				}
-				if x != nil {
-					rv.Set(reflect.ValueOf(x))
-				}
-				return nil
+	st := c.decStates.Get().(*decodeState)
+	st.pool = pool
+	st.cur = st.strictOpts
+	if pool != nil {
+		st.cur = st.lenientOpts
+	}
+	err := json.Unmarshal(raw, v, st.cur)
+	st.pool = nil
+	c.decStates.Put(st)
+	return err
+}
+
+// decodeState carries what the handle unmarshaler of one decoding needs.
+// States are pooled per connection so the JSON package's per-type caches,
+// which live in the unmarshaler, survive from one message to the next.
+type decodeState struct {
+	c                       *Conn
+	pool                    map[string]int
+	cur                     json.Options
+	strictOpts, lenientOpts json.Options
+}
+
+func newDecodeState(c *Conn) *decodeState {
+	st := &decodeState{c: c}
+	fn := json.WithUnmarshalers(json.UnmarshalFromFunc(st.decodeHandle))
+	st.strictOpts = json.JoinOptions(strict, fn)
+	st.lenientOpts = json.JoinOptions(lenientResult, fn)
+	return st
+}
+
+// decodeHandle turns {"$handle": id} into a value of the target's type.
+func (st *decodeState) decodeHandle(dec *jsontext.Decoder, v any) error {
+	rv := reflect.ValueOf(v).Elem()
+	t := rv.Type()
+	if dec.PeekKind() != '{' || !(t.Kind() == reflect.Interface || t.Kind() == reflect.Func || t == remoteType) {
+		return errors.ErrUnsupported
+	}
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	id, ok := parseHandle(raw)
+	if !ok {
+		if t == anyType {
+			var x any
+			if err := json.Unmarshal(raw, &x, st.cur); err != nil {
+				return err
 			}
-			return fmt.Errorf(`expected a handle {"$handle": "<id>"} for %s`, t)
+			if x != nil {
+				rv.Set(reflect.ValueOf(x))
+			}
+			return nil
 		}
-		val, err := c.resolve(id, t, pool)
-		if err != nil {
-			return err
-		}
-		rv.Set(val)
-		return nil
-	})
-	opts = json.JoinOptions(base, json.WithUnmarshalers(fn))
-	return json.Unmarshal(raw, v, opts)
+		return fmt.Errorf(`expected a handle {"$handle": "<id>"} for %s`, t)
+	}
+	val, err := st.c.resolve(id, t, st.pool)
+	if err != nil {
+		return err
+	}
+	rv.Set(val)
+	return nil
 }
 
 // parseHandle recognises {"$handle": "<id>"}.
@@ -251,56 +277,14 @@ func (c *Conn) marshalValue(v any) ([]byte, []string, error) {
 		b, err := json.Marshal(v, strict)
 		return b, nil, err
 	}
+	st := c.encStates.Get().(*encodeState)
+	st.exported = st.exported[:0]
+	b, err := json.Marshal(v, st.opts)
 	var exported []string
-	fn := json.MarshalToFunc(func(enc *jsontext.Encoder, v any) error {
-		rv := reflect.ValueOf(v)
-		if rv.Kind() != reflect.Pointer || rv.IsNil() {
-			return errors.ErrUnsupported
-		}
-		e := rv.Elem()
-		t := e.Type()
-		var dyn reflect.Value
-		switch {
-		case t.Kind() == reflect.Interface:
-			if e.IsNil() {
-				return errors.ErrUnsupported
-			}
-			dyn = e.Elem()
-		case t.Kind() == reflect.Func:
-			if e.IsNil() {
-				return errors.ErrUnsupported
-			}
-			dyn = e
-		case t == remoteType || t.Implements(proxyType) || t.Implements(objectType):
-			if e.Kind() == reflect.Pointer && e.IsNil() {
-				return errors.ErrUnsupported
-			}
-			dyn = e
-		default:
-			return errors.ErrUnsupported
-		}
-		id, ok, err := c.exportValue(t, dyn)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errors.ErrUnsupported
-		}
-		if id != "" && c.ownID(id) {
-			exported = append(exported, id)
-		}
-		if err := enc.WriteToken(jsontext.BeginObject); err != nil {
-			return err
-		}
-		if err := enc.WriteToken(jsontext.String("$handle")); err != nil {
-			return err
-		}
-		if err := enc.WriteToken(jsontext.String(id)); err != nil {
-			return err
-		}
-		return enc.WriteToken(jsontext.EndObject)
-	})
-	b, err := json.Marshal(v, strict, json.WithMarshalers(fn))
+	if len(st.exported) > 0 {
+		exported = append(exported, st.exported...)
+	}
+	c.encStates.Put(st)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -308,6 +292,71 @@ func (c *Conn) marshalValue(v any) ([]byte, []string, error) {
 		}
 	}
 	return b, exported, err
+}
+
+// encodeState carries what the handle marshaler of one encoding needs;
+// pooled like decodeState.
+type encodeState struct {
+	c        *Conn
+	exported []string
+	opts     json.Options
+}
+
+func newEncodeState(c *Conn) *encodeState {
+	st := &encodeState{c: c}
+	st.opts = json.JoinOptions(strict, json.WithMarshalers(json.MarshalToFunc(st.encodeHandle)))
+	return st
+}
+
+// encodeHandle writes interface, func, proxy and Object values as handles.
+func (st *encodeState) encodeHandle(enc *jsontext.Encoder, v any) error {
+	c := st.c
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return errors.ErrUnsupported
+	}
+	e := rv.Elem()
+	t := e.Type()
+	var dyn reflect.Value
+	switch {
+	case t.Kind() == reflect.Interface:
+		if e.IsNil() {
+			return errors.ErrUnsupported
+		}
+		dyn = e.Elem()
+	case t.Kind() == reflect.Func:
+		if e.IsNil() {
+			return errors.ErrUnsupported
+		}
+		dyn = e
+	case t == remoteType || t.Implements(proxyType) || t.Implements(objectType):
+		if e.Kind() == reflect.Pointer && e.IsNil() {
+			return errors.ErrUnsupported
+		}
+		dyn = e
+	default:
+		return errors.ErrUnsupported
+	}
+	id, ok, err := c.exportValue(t, dyn)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	if id != "" && c.ownID(id) {
+		st.exported = append(st.exported, id)
+	}
+	if err := enc.WriteToken(jsontext.BeginObject); err != nil {
+		return err
+	}
+	if err := enc.WriteToken(jsontext.String("$handle")); err != nil {
+		return err
+	}
+	if err := enc.WriteToken(jsontext.String(id)); err != nil {
+		return err
+	}
+	return enc.WriteToken(jsontext.EndObject)
 }
 
 // exportValue returns the id under which v (static type t) is sent.

@@ -129,19 +129,22 @@ type Proxy interface {
 // Conn is one end of a bidirectional JSON-RPC 2.0 connection. Both ends
 // may call and serve at any time.
 type Conn struct {
-	opts    Options
-	log     *slog.Logger
-	table   handles.Table
-	self    string // prefix of ids we mint
-	fr      *frameReader
-	fw      frameWriter
-	rc      io.Closer
-	wc      io.Closer
-	ctx     context.Context // cancelled when the connection finishes
-	cancel  context.CancelFunc
-	nq      queue
-	done    chan struct{}
-	readEnd chan struct{}
+	opts   Options
+	log    *slog.Logger
+	table  handles.Table
+	self   string // prefix of ids we mint
+	fr     *frameReader
+	fw     frameWriter
+	rc     io.Closer
+	wc     io.Closer
+	ctx    context.Context // cancelled when the connection finishes
+	cancel context.CancelFunc
+	nq     queue
+	done   chan struct{}
+
+	encStates sync.Pool // *encodeState
+	decStates sync.Pool // *decodeState
+	readEnd   chan struct{}
 
 	mu        sync.Mutex
 	nextID    int64
@@ -228,6 +231,8 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 		c.table.SetBootstrap(obj, obj.Interface())
 	}
 	c.nq.conn = c
+	c.encStates.New = func() any { return newEncodeState(c) }
+	c.decStates.New = func() any { return newDecodeState(c) }
 	go c.readLoop()
 	return c
 }
