@@ -98,7 +98,7 @@ var (
 )
 
 var (
-	strict        = json.JoinOptions(json.RejectUnknownMembers(true), json.FormatNilSliceAsNull(true), json.FormatNilMapAsNull(true))
+	strict        = json.JoinOptions(json.RejectUnknownMembers(true), json.Deterministic(true))
 	lenientResult = json.JoinOptions(json.RejectUnknownMembers(false))
 )
 

@@ -879,12 +879,18 @@ func (sc *serverCall) invoke() (result any, err error) {
 		return sc.conn.discover(), nil
 	case "rpc.handles":
 		ex, im := sc.conn.table.Snapshot()
-		return map[string]any{"exports": ex, "imports": im}, nil
+		return &handlesResult{Exports: ex, Imports: im}, nil
 	}
 	return sc.obj.Call(ctx, sc.name, sc.params)
 }
 
 type callKey struct{}
+
+// handlesResult is the result of rpc.handles.
+type handlesResult struct {
+	Exports []handles.ExportInfo `json:"exports"`
+	Imports []handles.ImportInfo `json:"imports"`
+}
 
 // complete answers a finished call and gives back what it borrowed.
 func (c *Conn) complete(sc *serverCall, out []byte, exported []string) {
