@@ -382,9 +382,7 @@ func (c *Conn) handleBatch(b []byte) {
 		_, err = dec.ReadToken()
 	}
 	if err == nil {
-		if _, err2 := dec.ReadToken(); !isEOF(err2) {
-			err = err2
-		}
+		err = checkEnd(dec)
 	}
 	switch {
 	case err == errBatchTooLarge:

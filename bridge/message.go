@@ -115,7 +115,7 @@ func decodeMessage(b []byte) (m message, id jsontext.Value, perr *Error) {
 	if _, err := dec.ReadToken(); err != nil {
 		return m, m.id, decodeFailure(b, err)
 	}
-	if _, err := dec.ReadToken(); !isEOF(err) {
+	if err := checkEnd(dec); err != nil {
 		return m, nil, parseError(err)
 	}
 	if m.id != nil {
@@ -167,6 +167,20 @@ func unquote(v jsontext.Value) (string, bool) {
 }
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+var errTrailing = errors.New("invalid data after the message")
+
+// checkEnd reports an error unless the decoder is at the end of its input.
+func checkEnd(dec *jsontext.Decoder) error {
+	_, err := dec.ReadToken()
+	switch {
+	case err == nil:
+		return errTrailing
+	case isEOF(err):
+		return nil
+	}
+	return err
+}
 
 func parseError(err error) *Error {
 	return &Error{Code: CodeParseError, Message: "parse error: " + trimJSONPrefix(err)}

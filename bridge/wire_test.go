@@ -306,3 +306,18 @@ func TestOversizeMessage(t *testing.T) {
 		t.Fatalf("after oversize: %q", got)
 	}
 }
+
+// Found by FuzzDecodeMessage: an LSP body with two values used to crash.
+func TestLSPBodyWithTrailingData(t *testing.T) {
+	w := newWire(t, nil)
+	body := `{"jsonrpc":"2.0","id":1,"method":"Init.ping"} {"x":1}`
+	w.send(fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body))
+	if m := decodeLine(t, w.recvLSP()); errCode(m) != -32700 {
+		t.Fatalf("trailing data: %v", m)
+	}
+	body = `[{"jsonrpc":"2.0","id":1,"method":"Init.ping"}] 7`
+	w.send(fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body))
+	if m := decodeLine(t, w.recvLSP()); errCode(m) != -32700 {
+		t.Fatalf("trailing data after a batch: %v", m)
+	}
+}
