@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -667,4 +668,68 @@ func TestLiveHandleLimit(t *testing.T) {
 	if m := w.recvJSON(); m["error"] != nil {
 		t.Fatalf("after a release: %v", m)
 	}
+}
+
+// A peer that answers badly: stray, duplicate, mistyped and malformed
+// responses never crash the caller, and each call gets the right outcome.
+func TestMalformedResponses(t *testing.T) {
+	c2sR, c2sW := io.Pipe()
+	s2cR, s2cW := io.Pipe()
+	client := bridge.New(s2cR, c2sW, &bridge.Options{Logger: quiet, Name: "fake"})
+	defer client.Close()
+	reqs := make(chan map[string]any, 8)
+	go func() {
+		d := json.NewDecoder(c2sR)
+		for {
+			var m map[string]any
+			if d.Decode(&m) != nil {
+				close(reqs)
+				return
+			}
+			reqs <- m
+		}
+	}()
+	ctx := ctxT(t)
+	type res struct {
+		v   any
+		err error
+	}
+	call := func() chan res {
+		ch := make(chan res, 1)
+		go func() {
+			var v any
+			err := client.Call(ctx, "Init.ping", nil, &v)
+			ch <- res{v, err}
+		}()
+		return ch
+	}
+	c1 := call()
+	r1 := <-reqs
+	c2 := call()
+	r2 := <-reqs
+	id1, id2 := fmt.Sprint(r1["id"]), fmt.Sprint(r2["id"])
+	send := func(s string) { io.WriteString(s2cW, s+"\n") }
+	send(`{"jsonrpc":"2.0","id":999,"result":"stray"}`)
+	send(`not json at all`)
+	send(`{"jsonrpc":"2.0","id":"` + id1 + `","result":"wrong type of id"}`)
+	send(`{"jsonrpc":"2.0","id":` + id2 + `,"result":1,"error":{"code":1,"message":"x"}}`)
+	send(`{"jsonrpc":"2.0","id":` + id1 + `,"result":"ok"}`)
+	send(`{"jsonrpc":"2.0","id":` + id1 + `,"result":"again"}`)
+	if r := <-c1; r.err != nil || r.v != "ok" {
+		t.Fatalf("call 1: %v %v", r.v, r.err)
+	}
+	if r := <-c2; bridge.ErrorCode(r.err) != bridge.CodeInternalError {
+		t.Fatalf("call 2 (malformed reply): %v, want -32603", r.err)
+	}
+	// The garbage line was answered with a parse error on the wire.
+	if m := <-reqs; fmt.Sprint(m["error"]) == "" || m["id"] != nil {
+		t.Fatalf("reply to garbage: %v", m)
+	}
+	c3 := call()
+	r3 := <-reqs
+	send(`{"jsonrpc":"2.0","id":` + fmt.Sprint(r3["id"]) + `,"result":"still fine"}`)
+	if r := <-c3; r.err != nil || r.v != "still fine" {
+		t.Fatalf("call 3: %v %v", r.v, r.err)
+	}
+	s2cW.Close()
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Framing says how messages are delimited on a byte stream.
@@ -283,6 +285,10 @@ func (fr *frameReader) nextValue() ([]byte, error) {
 		}
 		if scalar {
 			if isSpace(c) || bytes.IndexByte([]byte(`{}[]",:`), c) >= 0 {
+				if !tooLarge && !jsontext.Value(fr.buf[start:pos]).IsValid() {
+					// Garbage: one parse error for the rest of the line.
+					return fr.skipLine(pos, fmt.Sprintf("invalid token %q", truncate(fr.buf[start:pos], 40)))
+				}
 				return fr.finish(start, pos, tooLarge)
 			}
 			pos++

@@ -45,7 +45,7 @@ func TestParseErrorRecovers(t *testing.T) {
 		t.Fatalf("after the parse error got %q", got)
 	}
 	// Garbage, invalid UTF-8 and an unterminated value followed by a message.
-	w.send("xyz\n")
+	w.send("xyz abc def\n") // one error for the whole line
 	w.send("{\"jsonrpc\":\"2.0\",\"id\":\"\xff\",\"method\":\"Init.ping\"}\n")
 	w.send(`{"jsonrpc":"2.0","id":3` + "\n" + `{"jsonrpc":"2.0","id":4,"method":"Init.ping"}` + "\n")
 	for i := 0; i < 3; i++ {
