@@ -285,7 +285,10 @@ func (fr *frameReader) nextValue() ([]byte, error) {
 		}
 		if scalar {
 			if isSpace(c) || bytes.IndexByte([]byte(`{}[]",:`), c) >= 0 {
-				if !tooLarge && !jsontext.Value(fr.buf[start:pos]).IsValid() {
+				if tooLarge || pos-start > fr.max {
+					return fr.finish(start, pos, true)
+				}
+				if !jsontext.Value(fr.buf[start:pos]).IsValid() {
 					// Garbage: one parse error for the rest of the line.
 					return fr.skipLine(pos, fmt.Sprintf("invalid token %q", truncate(fr.buf[start:pos], 40)))
 				}
