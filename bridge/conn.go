@@ -89,6 +89,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Discover, if set, returns the OpenRPC methods served, for rpc.discover.
 	Discover func() []any
+	// OnLeak, if set, is called with the handle id when a proxy that still
+	// owned a reference is garbage collected (its reference is then given
+	// back). Tests use it to fail on proxies that were never released.
+	OnLeak func(handle string)
 }
 
 // An Object is an exported object: it serves the calls addressed to its

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -732,4 +733,27 @@ func TestMalformedResponses(t *testing.T) {
 		t.Fatalf("call 3: %v %v", r.v, r.err)
 	}
 	s2cW.Close()
+}
+
+func TestCollectedProxyIsReleasedAndReported(t *testing.T) {
+	var leaked atomic.Value
+	svc := &testsvc.Service{}
+	client, server := pair(t, svc, nil, &bridge.Options{OnLeak: func(id string) { leaked.Store(id) }})
+	in := initOf(t, client)
+	func() {
+		c, err := in.NewCounter(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Add(ctxT(t), 1)
+	}()
+	eventually(t, "the collected proxy to be released", func() bool {
+		runtime.GC()
+		ex, _ := server.Handles()
+		return len(ex) == 1 // init alone
+	})
+	if id, _ := leaked.Load().(string); !strings.HasPrefix(id, "s") {
+		t.Fatalf("OnLeak got %q", id)
+	}
+	eventually(t, "Close", func() bool { return svc.Closed.Load() == 1 })
 }

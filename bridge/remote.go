@@ -32,6 +32,9 @@ type remoteState struct {
 
 func (s *remoteState) collect() {
 	if n := s.owned.Swap(0); n > 0 {
+		if f := s.conn.opts.OnLeak; f != nil {
+			f(s.id)
+		}
 		go s.conn.releaseImport(s.id, int(n))
 	}
 }
