@@ -757,3 +757,59 @@ func TestCollectedProxyIsReleasedAndReported(t *testing.T) {
 	}
 	eventually(t, "Close", func() bool { return svc.Closed.Load() == 1 })
 }
+
+type editor interface {
+	Edit(ctx context.Context, seq int) error
+}
+
+type editorImpl struct {
+	mu      sync.Mutex
+	running int
+	overlap bool
+	order   []int
+}
+
+func (e *editorImpl) Edit(_ context.Context, seq int) error {
+	e.mu.Lock()
+	e.running++
+	if e.running > 1 {
+		e.overlap = true
+	}
+	e.order = append(e.order, seq)
+	e.mu.Unlock()
+	time.Sleep(200 * time.Microsecond)
+	e.mu.Lock()
+	e.running--
+	e.mu.Unlock()
+	return nil
+}
+
+func TestSerialObject(t *testing.T) {
+	reg := &callbacks.Registry{}
+	callbacks.RegisterIn(reg, callbacks.Interface[editor]{Name: "Init", Params: map[string][]string{"Edit": {"seq"}}, Serial: true})
+	ed := &editorImpl{}
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	srv := bridge.New(inR, outW, &bridge.Options{Bootstrap: callbacks.ExportIn[editor](reg, ed), Adapter: reg.Adapter(), Logger: quiet})
+	defer srv.Close()
+	var b strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&b, `{"jsonrpc":"2.0","id":%d,"method":"Init.edit","params":{"seq":%d}}`+"\n", i, i)
+	}
+	go func() { io.WriteString(inW, b.String()); inW.Close() }()
+	io.Copy(io.Discard, outR)
+	<-srv.Done()
+	ed.mu.Lock()
+	defer ed.mu.Unlock()
+	if ed.overlap {
+		t.Fatal("calls on a serial object overlapped")
+	}
+	for i, v := range ed.order {
+		if v != i {
+			t.Fatalf("serial calls out of order: %v", ed.order)
+		}
+	}
+	if len(ed.order) != 50 {
+		t.Fatalf("%d calls ran", len(ed.order))
+	}
+}
