@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
 	"github.com/mpbridge/mpbridge/handles"
@@ -812,4 +814,25 @@ func TestSerialObject(t *testing.T) {
 	if len(ed.order) != 50 {
 		t.Fatalf("%d calls ran", len(ed.order))
 	}
+}
+
+// Large messages cross in both directions at once without deadlock and
+// arrive intact.
+func TestLargeMessagesBothWays(t *testing.T) {
+	client, _ := pair(t, &testsvc.Service{}, nil, nil)
+	in := initOf(t, client)
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := jsontext.Value(`"` + strings.Repeat(string(rune('a'+i)), 5<<20) + `"`)
+			got, err := in.Echo(ctx, v)
+			if err != nil || string(got) != string(v) {
+				t.Errorf("echo %d: %d bytes back, err %v", i, len(got), err)
+			}
+		}()
+	}
+	wg.Wait()
 }
