@@ -146,8 +146,9 @@ type Conn struct {
 	nq     queue
 	done   chan struct{}
 
-	encStates sync.Pool // *encodeState
-	decStates sync.Pool // *decodeState
+	work      chan *serverCall // hands calls to idle workers
+	encStates sync.Pool        // *encodeState
+	decStates sync.Pool        // *decodeState
 	readEnd   chan struct{}
 
 	mu        sync.Mutex
@@ -235,6 +236,7 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 		c.table.SetBootstrap(obj, obj.Interface())
 	}
 	c.nq.conn = c
+	c.work = make(chan *serverCall)
 	c.encStates.New = func() any { return newEncodeState(c) }
 	c.decStates.New = func() any { return newDecodeState(c) }
 	go c.readLoop()
@@ -744,7 +746,7 @@ func (c *Conn) dispatch(m *message, bt *batch) {
 	}
 	call := &serverCall{conn: c, in: in, key: key, msg: m, obj: obj, self: self, name: name, occ: occ, ctx: ctx,
 		params: &Params{conn: c, members: members, handles: len(occ) > 0 || hasOwnHandles(m.params, c)}}
-	start := func() { go call.run() }
+	start := func() { c.startCall(call) }
 	if s, ok := obj.(Serial); ok && s.Serial() {
 		q := c.serialQueue(self)
 		start = func() { q.push(call.runSerial) }
@@ -823,6 +825,39 @@ func (c *Conn) isFinished() bool {
 func (c *Conn) finishTarget(self string) {
 	if d, ok := c.table.Finish(self); ok {
 		c.dispose(d)
+	}
+}
+
+// workerIdle is how long a request goroutine waits for more work before
+// it ends. Reusing goroutines keeps their grown stacks: a fresh goroutine
+// per request spends much of its time growing its stack through the JSON
+// and reflection code.
+const workerIdle = 10 * time.Second
+
+// startCall runs sc on an idle worker goroutine, or on a new one.
+func (c *Conn) startCall(sc *serverCall) {
+	select {
+	case c.work <- sc:
+	default:
+		go c.worker(sc)
+	}
+}
+
+// worker runs calls until it has been idle for workerIdle or the
+// connection has ended.
+func (c *Conn) worker(sc *serverCall) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		sc.run()
+		t.Reset(workerIdle) // since Go 1.23 Reset leaves no stale tick behind
+		select {
+		case sc = <-c.work:
+		case <-t.C:
+			return
+		case <-c.done:
+			return
+		}
 	}
 }
 
