@@ -151,18 +151,21 @@ type Conn struct {
 	decStates sync.Pool        // *decodeState
 	readEnd   chan struct{}
 
-	mu        sync.Mutex
-	nextID    int64
-	pending   map[string]*pendingCall
-	inflight  map[string]*incoming
-	serials   map[string]*serialQueue
-	running   sync.WaitGroup
-	nrun      int
-	stopping  bool // release of init or end of input: serve nothing new
-	finished  bool
-	endErr    error  // why the connection ended (Wait)
-	failErr   *Error // what pending calls fail with
-	closeOnce sync.Once
+	mu          sync.Mutex
+	nextID      int64
+	pending     map[string]*pendingCall
+	inflight    map[string]*incoming
+	serials     map[string]*serialQueue
+	running     sync.WaitGroup
+	nrun        int
+	stopping    bool // release of init or end of input: serve nothing new
+	inputEnd    bool // the peer's input ended: it can answer nothing more
+	writeBroken bool
+	cancelled   map[string]struct{} // ids of our calls abandoned with cancel
+	finished    bool
+	endErr      error  // why the connection ended (Wait)
+	failErr     *Error // what pending calls fail with
+	closeOnce   sync.Once
 }
 
 type pendingCall struct {
@@ -218,6 +221,7 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 	c.pending = make(map[string]*pendingCall)
 	c.inflight = make(map[string]*incoming)
 	c.serials = make(map[string]*serialQueue)
+	c.cancelled = make(map[string]struct{})
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.fw.w = w
 	c.fw.mode.Store(int32(o.Framing))
@@ -362,7 +366,21 @@ func (c *Conn) readLoop() {
 // which is the backpressure we want.
 func (c *Conn) reply(b []byte) {
 	if err := c.fw.write(b); err != nil {
-		go c.finish(err, &Error{Code: CodeDisconnected, Message: "connection to " + c.opts.Name + " lost: " + err.Error()})
+		c.writeFailed(err)
+	}
+}
+
+// writeFailed notes that the output is broken. The connection goes on
+// reading: the peer may still answer our calls (a child that was told to
+// shut down answers what it was asked before it exits) and its end of
+// input finishes the connection in the usual way.
+func (c *Conn) writeFailed(err error) {
+	c.mu.Lock()
+	first := !c.writeBroken
+	c.writeBroken = true
+	c.mu.Unlock()
+	if first {
+		c.log.Debug("output broken", "peer", c.opts.Name, "error", err)
 	}
 }
 
@@ -456,7 +474,7 @@ func (bt *batch) flush() {
 	}
 	b = append(b, ']')
 	if err := bt.conn.fw.write(b); err != nil {
-		bt.conn.finish(err, &Error{Code: CodeDisconnected, Message: "connection to " + bt.conn.opts.Name + " lost: " + err.Error()})
+		bt.conn.writeFailed(err)
 	}
 }
 
@@ -531,9 +549,13 @@ func (c *Conn) route(m *message) {
 	if ok {
 		delete(c.pending, string(m.id))
 	}
+	_, abandoned := c.cancelled[string(m.id)]
+	delete(c.cancelled, string(m.id))
 	c.mu.Unlock()
 	if !ok {
-		c.log.Warn("dropped response to no pending call", "peer", c.opts.Name, "id", string(m.id))
+		if !abandoned {
+			c.log.Warn("dropped response to no pending call", "peer", c.opts.Name, "id", string(m.id))
+		}
 		// References it carries are still ours to give back.
 		if m.hasResult {
 			c.releaseValueHandles(m.result)
@@ -943,7 +965,7 @@ func (c *Conn) complete(sc *serverCall, out []byte, exported []string) {
 		if in.batch != nil {
 			in.batch.add(out)
 		} else if err := c.fw.write(out); err != nil {
-			c.finish(err, &Error{Code: CodeDisconnected, Message: "connection to " + c.opts.Name + " lost: " + err.Error()})
+			c.writeFailed(err)
 		}
 	}
 	if sc.obj != nil {
@@ -1053,6 +1075,7 @@ func (c *Conn) endOfInput(err error) {
 	if c.failErr == nil {
 		c.failErr = fail
 	}
+	c.inputEnd = true
 	c.mu.Unlock()
 	// The peer can no longer answer: fail our calls now.
 	c.failAllPending(fail)
@@ -1115,8 +1138,10 @@ func (c *Conn) cancelRunning() {
 	c.mu.Unlock()
 	for _, in := range ins {
 		in.cancelled.Store(true)
+		// Claim the answer before cancelling, so the reply says why.
+		answer := in.batch == nil && in.answered.CompareAndSwap(false, true)
 		in.cancel()
-		if in.batch == nil && in.answered.CompareAndSwap(false, true) {
+		if answer {
 			_ = c.fw.write(appendErrorResponse(nil, in.id, Errorf(CodeCancelled, "call cancelled: shutdown drain limit of %s reached", c.opts.DrainTimeout)))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -176,7 +177,7 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 		return err
 	}
 	c.mu.Lock()
-	if c.finished {
+	if c.finished || c.inputEnd {
 		c.mu.Unlock()
 		return c.closedErr()
 	}
@@ -188,16 +189,30 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 	c.mu.Unlock()
 
 	b, err := c.request(self, method, id, params)
-	if err == nil {
-		if werr := c.fw.write(b); werr != nil {
-			err = c.closedErr()
-		}
-	}
 	if err != nil {
 		c.mu.Lock()
 		delete(c.pending, key)
 		c.mu.Unlock()
 		return err
+	}
+	if werr := c.fw.write(b); werr != nil {
+		c.writeFailed(werr)
+		// The peer is most likely gone: give the reader a moment to see
+		// its end of input, so the error says how it ended.
+		t := time.NewTimer(writeFailWait)
+		defer t.Stop()
+		select {
+		case m := <-p.ch:
+			if m.hasError && m.err.Code == CodeDisconnected {
+				return c.finishCall(m, result)
+			}
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		c.mu.Lock()
+		delete(c.pending, key)
+		c.mu.Unlock()
+		return c.closedErr()
 	}
 	// A notification handler waiting here lets queued requests start.
 	if sc, ok := ctx.Value(callKey{}).(*serverCall); ok && sc.msg.id == nil {
@@ -216,10 +231,24 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 			// The answer raced the cancellation; take it.
 			return c.finishCall(<-p.ch, result)
 		}
+		c.mu.Lock()
+		if len(c.cancelled) >= maxAbandoned {
+			clear(c.cancelled)
+		}
+		c.cancelled[key] = struct{}{}
+		c.mu.Unlock()
 		_ = c.notify(context.Background(), "", "cancel", map[string]int64{"id": id})
 		return cancelled(ctx.Err())
 	}
 }
+
+// writeFailWait bounds how long a call whose request could not be written
+// waits for the reader to report how the peer ended.
+const writeFailWait = 2 * time.Second
+
+// maxAbandoned bounds the ids of cancelled calls remembered so that their
+// late answers are dropped quietly.
+const maxAbandoned = 4096
 
 func cancelled(err error) error {
 	return &Error{Code: CodeCancelled, Message: "call cancelled: " + err.Error(), cause: err}

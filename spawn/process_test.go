@@ -85,8 +85,8 @@ func runChild(mode string) int {
 		fmt.Fprintln(os.Stderr, "started grandchild")
 		fmt.Printf("%d\n", cmd.Process.Pid)
 		return 0
-	case "serve", "serve-print": // serve testsvc on stdin/stdout (serve_test.go)
-		return runServeChild(mode == "serve-print")
+	case "serve", "serve-print", "serve-fork": // serve testsvc on stdin/stdout (serve_test.go)
+		return runServeChild(mode)
 	case "middle": // spawn a serving grandchild, print its pid, then block
 		return runMiddleChild()
 	default:

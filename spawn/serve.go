@@ -145,7 +145,33 @@ func Spawn(name string, popts *Options, copts *bridge.Options) (*Child, error) {
 	c := &Child{proc: p}
 	c.conn = bridge.New(p.Stdout(), p.Stdin(), &o)
 	c.init = c.conn.Bootstrap()
+	go c.watch()
 	return c, nil
+}
+
+// eofGrace is how long after the child exits its output may stay open (a
+// grandchild that inherited it) before the connection stops reading.
+const eofGrace = time.Second
+
+// watch ends the connection's reading shortly after the child exits, even
+// if a grandchild still holds the child's stdout open, so pending calls
+// fail with the exit report instead of hanging.
+func (c *Child) watch() {
+	select {
+	case <-c.proc.Done():
+	case <-c.conn.Done():
+		return
+	}
+	t := time.NewTimer(eofGrace)
+	defer t.Stop()
+	select {
+	case <-c.conn.Done():
+		return
+	case <-t.C:
+	}
+	if f, ok := c.proc.Stdout().(*os.File); ok {
+		_ = f.SetReadDeadline(time.Now())
+	}
 }
 
 // exitReport waits up to d for p to exit and describes how it ended.
