@@ -25,9 +25,6 @@ type message struct {
 	hasID     bool // an id member was present, even if invalid
 }
 
-func (m *message) isRequest() bool      { return m.hasMethod && m.id != nil }
-func (m *message) isNotification() bool { return m.hasMethod && m.id == nil }
-
 var decoderPool = sync.Pool{New: func() any { return new(decoderBuf) }}
 
 type decoderBuf struct {
