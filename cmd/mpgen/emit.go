@@ -1,0 +1,425 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"go/format"
+	"go/types"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/mpbridge/mpbridge/callbacks"
+)
+
+const (
+	bridgePath    = "github.com/mpbridge/mpbridge/bridge"
+	callbacksPath = "github.com/mpbridge/mpbridge/callbacks"
+)
+
+// emitter writes the generated file of one package.
+type emitter struct {
+	g        *generator
+	prefix   string
+	buf      bytes.Buffer
+	imports  map[string]string // path to local name
+	used     map[string]bool   // paths the file uses
+	names    map[string]bool   // import names taken
+	reserved map[string]bool   // names a generated body must not shadow
+}
+
+// emit returns the formatted source of the generated file.
+func (g *generator) emit(prefix string) ([]byte, error) {
+	e := &emitter{g: g, prefix: prefix, imports: map[string]string{}, used: map[string]bool{}, names: map[string]bool{}}
+	for _, path := range []string{"context", "reflect", bridgePath, callbacksPath} {
+		e.importName(path, path[strings.LastIndex(path, "/")+1:])
+	}
+	if err := e.checkNames(); err != nil {
+		return nil, err
+	}
+	// Name every package the types mention before choosing local names,
+	// so that no parameter shadows one.
+	name := func(p *types.Package) string { return e.importName(p.Path(), p.Name()) }
+	for _, gt := range g.order {
+		for _, m := range gt.methods {
+			for _, p := range m.params {
+				types.TypeString(p.typ, name)
+			}
+			if m.result != nil {
+				types.TypeString(m.result, name)
+			}
+		}
+	}
+	e.reserved = map[string]bool{}
+	for _, n := range types.Universe.Names() {
+		e.reserved[n] = true
+	}
+	for _, n := range g.pkg.Types.Scope().Names() {
+		e.reserved[n] = true
+	}
+	for n := range e.names {
+		e.reserved[n] = true
+	}
+	for _, n := range []string{"p", "o", "r", "ctx", "method", "params", "res", "err", "impl"} {
+		e.reserved[n] = true
+	}
+
+	for _, gt := range g.order {
+		if !gt.isFunc {
+			e.proxy(gt)
+			e.object(gt)
+		}
+	}
+	for _, gt := range g.order {
+		e.openRPC(gt)
+	}
+	e.register(g.order)
+
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "%s\n\npackage %s\n\nimport (\n", header, g.pkg.Name)
+	paths := make([]string, 0, len(e.used))
+	for p := range e.used {
+		paths = append(paths, p)
+	}
+	slices.SortFunc(paths, func(a, b string) int {
+		if isStd(a) != isStd(b) {
+			if isStd(a) {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	for i, p := range paths {
+		if i > 0 && isStd(paths[i-1]) && !isStd(p) {
+			out.WriteString("\n")
+		}
+		name := e.imports[p]
+		if name == p[strings.LastIndex(p, "/")+1:] {
+			fmt.Fprintf(&out, "\t%q\n", p)
+		} else {
+			fmt.Fprintf(&out, "\t%s %q\n", name, p)
+		}
+	}
+	out.WriteString(")\n")
+	out.Write(e.buf.Bytes())
+	src, err := format.Source(out.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("mpgen: internal error: generated code for %s does not parse: %v\n%s", g.pkg.PkgPath, err, out.Bytes())
+	}
+	return src, nil
+}
+
+// isStd reports whether path is a standard library package.
+func isStd(path string) bool {
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".")
+}
+
+func (e *emitter) p(format string, args ...any) { fmt.Fprintf(&e.buf, format, args...) }
+
+// importName gives path a local name, unique in the file and not hiding
+// a name of the package.
+func (e *emitter) importName(path, want string) string {
+	if n, ok := e.imports[path]; ok {
+		return n
+	}
+	name := want
+	for i := 2; e.names[name] || e.g.pkg.Types.Scope().Lookup(name) != nil; i++ {
+		name = want + strconv.Itoa(i)
+	}
+	e.imports[path] = name
+	e.names[name] = true
+	return name
+}
+
+// pkg returns the name that qualifies the identifiers of path, and
+// records that the file imports it.
+func (e *emitter) pkg(path string) string {
+	e.used[path] = true
+	return e.imports[path]
+}
+
+// typ prints t as the generated file spells it.
+func (e *emitter) typ(t types.Type) string {
+	return types.TypeString(t, func(p *types.Package) string {
+		if p == e.g.pkg.Types {
+			return ""
+		}
+		e.importName(p.Path(), p.Name())
+		return e.pkg(p.Path())
+	})
+}
+
+// ident returns the name of a generated unexported declaration for gt.
+func (e *emitter) ident(gt *genType, suffix string) string {
+	if e.prefix != "" {
+		return e.prefix + gt.obj.Name() + suffix
+	}
+	return callbacks.WireName(gt.obj.Name()) + suffix
+}
+
+// exported reports whether gt gets an OpenRPC accessor.
+func exported(gt *genType) bool { return gt.obj.Exported() }
+
+// checkNames fails if a generated name is declared by the package itself.
+func (e *emitter) checkNames() error {
+	var errs []string
+	scope := e.g.pkg.Types.Scope()
+	mine := map[string]*genType{}
+	for _, gt := range e.g.order {
+		var names []string
+		if !gt.isFunc {
+			names = append(names, e.ident(gt, "Proxy"), e.ident(gt, "Object"))
+		}
+		if exported(gt) {
+			names = append(names, "OpenRPC"+gt.obj.Name(), e.ident(gt, "OpenRPC"))
+		}
+		for _, n := range names {
+			if other := mine[n]; other != nil {
+				errs = append(errs, fmt.Sprintf("%s: mpgen would declare %s for both %s and %s; use -prefix",
+					e.g.pkg.Fset.Position(gt.obj.Pos()), n, other.obj.Name(), gt.obj.Name()))
+			}
+			mine[n] = gt
+			if o := scope.Lookup(n); o != nil {
+				errs = append(errs, fmt.Sprintf("%s: %s is declared here, and mpgen generates it for %s; rename it or use -prefix",
+					e.g.pkg.Fset.Position(o.Pos()), n, gt.obj.Name()))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+// locals chooses Go names for the parameters of m in a generated body.
+func (e *emitter) locals(m *method) []string {
+	taken := map[string]bool{}
+	for _, p := range m.params {
+		taken[p.goName] = true
+	}
+	out := make([]string, len(m.params))
+	for i, p := range m.params {
+		n := p.goName
+		if e.reserved[n] {
+			for n += "_"; e.reserved[n] || taken[n]; n += "_" {
+			}
+			taken[n] = true
+		}
+		out[i] = n
+	}
+	return out
+}
+
+// signature prints the parameters and results of m with the given names.
+func (e *emitter) signature(m *method, names []string) string {
+	var ps []string
+	if m.hasCtx {
+		ps = append(ps, "ctx "+e.pkg("context")+".Context")
+	}
+	for i, p := range m.params {
+		ps = append(ps, names[i]+" "+e.typ(p.typ))
+	}
+	res := "error"
+	if m.result != nil {
+		res = "(" + e.typ(m.result) + ", error)"
+	}
+	return "(" + strings.Join(ps, ", ") + ") " + res
+}
+
+// proxy writes the typed proxy of interface gt.
+func (e *emitter) proxy(gt *genType) {
+	name := e.ident(gt, "Proxy")
+	bridge := e.pkg(bridgePath)
+	e.p("\n// %s calls the methods of a remote %s.\n", name, gt.obj.Name())
+	e.p("type %s struct{ r *%s.Remote }\n\n", name, bridge)
+	e.p("// BridgeRemote implements bridge.Proxy.\n")
+	e.p("func (p %s) BridgeRemote() *%s.Remote { return p.r }\n", name, bridge)
+	hasClose := false
+	for _, m := range gt.methods {
+		hasClose = hasClose || m.goName == "Close"
+	}
+	if !hasClose {
+		e.p("\n// Close gives back the reference to the remote object.\n")
+		e.p("func (p %s) Close() error { return p.r.Close() }\n", name)
+	}
+	for _, m := range gt.methods {
+		names := e.locals(m)
+		e.p("\n")
+		if m.goName == "Close" {
+			e.p("// Close calls the remote Close and gives back the reference to the\n// remote object.\n")
+		}
+		e.p("func (p %s) %s%s {\n", name, m.goName, e.signature(m, names))
+		if m.goName == "Close" {
+			e.p("defer p.r.Close()\n")
+		}
+		ctx := "ctx"
+		if !m.hasCtx {
+			ctx = e.pkg("context") + ".Background()"
+		}
+		params := "nil"
+		if len(m.params) > 0 {
+			e.p("params := struct {\n")
+			for _, p := range m.params {
+				e.p("%s %s `json:%q`\n", fieldName(p.wire), e.typ(p.typ), p.wire)
+			}
+			e.p("}{%s}\n", strings.Join(names, ", "))
+			params = "&params"
+		}
+		wire := strconv.Quote(gt.wire + "." + m.wire)
+		if m.result == nil {
+			e.p("return p.r.Call(%s, %s, %s, nil)\n}\n", ctx, wire, params)
+			continue
+		}
+		e.p("var res %s\n", e.typ(m.result))
+		e.p("err := p.r.Call(%s, %s, %s, &res)\n", ctx, wire, params)
+		e.p("return res, err\n}\n")
+	}
+}
+
+// fieldName makes an exported struct field name of a wire name.
+func fieldName(wire string) string {
+	r := []rune(wire)
+	r[0] = unicode.ToUpper(r[0])
+	if !unicode.IsUpper(r[0]) { // a letter without case
+		return "X_" + wire
+	}
+	return string(r)
+}
+
+// object writes the dispatcher of interface gt.
+func (e *emitter) object(gt *genType) {
+	name := e.ident(gt, "Object")
+	iface := gt.obj.Name()
+	bridge := e.pkg(bridgePath)
+	ctxPkg := e.pkg("context")
+	wire := strconv.Quote(gt.wire)
+	e.p("\n// %s serves a local %s.\n", name, iface)
+	e.p("type %s struct{ impl %s }\n\n", name, iface)
+	e.p("// Interface implements bridge.Object.\n")
+	e.p("func (o *%s) Interface() string { return %s }\n\n", name, wire)
+	e.p("// InterfaceType reports the Go interface served, for discovery.\n")
+	e.p("func (o *%s) InterfaceType() %s.Type { return %s.TypeFor[%s]() }\n\n", name, e.pkg("reflect"), e.pkg("reflect"), iface)
+	e.p("// Unwrap returns the local value, which a handle coming back decodes to.\n")
+	e.p("func (o *%s) Unwrap() any { return o.impl }\n\n", name)
+	if gt.serial {
+		e.p("// Serial makes the bridge serve the calls of an object one at a time.\n")
+		e.p("func (o *%s) Serial() bool { return true }\n\n", name)
+	}
+	e.p("// Close closes the local value, if it has a Close method, once the peer\n// has released its last reference.\n")
+	e.p("func (o *%s) Close() error {\n", name)
+	e.p("switch c := any(o.impl).(type) {\ncase interface{ Close() error }:\nreturn c.Close()\n")
+	e.p("case interface{ Close() }:\nc.Close()\n}\nreturn nil\n}\n\n")
+	e.p("// Call implements bridge.Object.\n")
+	e.p("func (o *%s) Call(ctx %s.Context, method string, p *%s.Params) (any, error) {\n", name, ctxPkg, bridge)
+	e.p("switch method {\n")
+	for _, m := range gt.methods {
+		e.p("case %q:\nreturn o.call%s(ctx, p)\n", m.wire, m.goName)
+	}
+	e.p("}\n")
+	e.p("return nil, %s.Errorf(%s.CodeMethodNotFound, \"method not found: %%s has no method %%q\", %s, method)\n}\n", bridge, bridge, wire)
+	// One function per method keeps the stack frame of each call small:
+	// every call starts on a fresh goroutine.
+	for _, m := range gt.methods {
+		e.p("\nfunc (o *%s) call%s(ctx %s.Context, p *%s.Params) (any, error) {\n", name, m.goName, ctxPkg, bridge)
+		e.dispatch(m, "o.impl."+m.goName)
+		e.p("}\n")
+	}
+}
+
+// dispatch writes the body of one case of Call: decode, call, encode.
+func (e *emitter) dispatch(m *method, fn string) {
+	names := e.locals(m)
+	for i, p := range m.params {
+		e.p("var %s %s\n", names[i], e.typ(p.typ))
+		if _, ptr := types.Unalias(p.typ).Underlying().(*types.Pointer); ptr {
+			e.p("if _, err := p.DecodeOptional(%q, &%s); err != nil {\nreturn nil, err\n}\n", p.wire, names[i])
+		} else {
+			e.p("if err := p.Decode(%q, &%s); err != nil {\nreturn nil, err\n}\n", p.wire, names[i])
+		}
+	}
+	e.p("if err := p.CheckUnused(); err != nil {\nreturn nil, err\n}\n")
+	args := names
+	if m.hasCtx {
+		args = append([]string{"ctx"}, names...)
+	}
+	call := fn + "(" + strings.Join(args, ", ") + ")"
+	if m.result == nil {
+		e.p("return nil, %s\n", call)
+		return
+	}
+	e.p("res, err := %s\n", call)
+	e.p("if err != nil {\nreturn nil, err\n}\n")
+	switch types.Unalias(m.result).Underlying().(type) {
+	case *types.Interface, *types.Signature, *types.Struct, *types.Slice, *types.Map, *types.Array:
+		// A pointer keeps the static type, so that an interface value is
+		// exported as the declared interface.
+		e.p("return &res, nil\n")
+	default:
+		e.p("return res, nil\n")
+	}
+}
+
+// openRPC writes the OpenRPC description of gt and its accessor.
+func (e *emitter) openRPC(gt *genType) {
+	if !exported(gt) {
+		return
+	}
+	konst := e.ident(gt, "OpenRPC")
+	kind := "interface"
+	if gt.isFunc {
+		kind = "func type"
+	}
+	e.p("\n// OpenRPC%s returns the OpenRPC method objects that rpc.discover lists\n", gt.obj.Name())
+	e.p("// for the %s %s, as a JSON array.\n", kind, gt.obj.Name())
+	e.p("func OpenRPC%s() []byte { return []byte(%s) }\n\n", gt.obj.Name(), konst)
+	doc := e.g.openRPC(gt)
+	lit := "`" + doc + "`"
+	if strings.Contains(doc, "`") {
+		lit = strconv.Quote(doc)
+	}
+	e.p("const %s = %s\n", konst, lit)
+}
+
+// register writes the init function that registers every generated type.
+func (e *emitter) register(order []*genType) {
+	cb := e.pkg(callbacksPath)
+	e.p("\nfunc init() {\n")
+	for _, gt := range order {
+		iface := gt.obj.Name()
+		if gt.isFunc {
+			args := []string{strconv.Quote(gt.wire)}
+			for _, p := range gt.methods[0].params {
+				args = append(args, strconv.Quote(p.wire))
+			}
+			e.p("%s.RegisterFunc[%s](%s)\n", cb, iface, strings.Join(args, ", "))
+			continue
+		}
+		bridge := e.pkg(bridgePath)
+		e.p("%s.Register(%s.Interface[%s]{\n", cb, cb, iface)
+		e.p("Name: %q,\n", gt.wire)
+		var params []string
+		for _, m := range gt.methods {
+			if len(m.params) == 0 {
+				continue
+			}
+			var ws []string
+			for _, p := range m.params {
+				ws = append(ws, strconv.Quote(p.wire))
+			}
+			params = append(params, fmt.Sprintf("%q: {%s},\n", m.goName, strings.Join(ws, ", ")))
+		}
+		if len(params) > 0 {
+			e.p("Params: map[string][]string{\n%s},\n", strings.Join(params, ""))
+		}
+		e.p("Proxy: func(r *%s.Remote) %s { return %s{r} },\n", bridge, iface, e.ident(gt, "Proxy"))
+		e.p("Dispatch: func(impl %s) %s.Object { return &%s{impl} },\n", iface, bridge, e.ident(gt, "Object"))
+		if gt.serial {
+			e.p("Serial: true,\n")
+		}
+		e.p("})\n")
+	}
+	e.p("}\n")
+}

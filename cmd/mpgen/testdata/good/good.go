@@ -1,0 +1,23 @@
+// Package good is a small valid input for the command-line tests.
+package good
+
+import (
+	"context"
+	"time"
+)
+
+// Good is marked for generation.
+//
+//mpgen:interface
+type Good interface {
+	Get(ctx context.Context) (int, error)
+}
+
+// Other is not marked.
+type Other interface {
+	Put(ctx context.Context, v int) error
+}
+
+// Hook is a func type whose parameter types the generated file does not
+// need to name.
+type Hook func(ctx context.Context, at time.Time) error
