@@ -158,13 +158,13 @@ func (st *decodeState) decodeHandle(dec *jsontext.Decoder, v any) error {
 	id, ok := parseHandle(raw)
 	if !ok {
 		if t == anyType {
-			var x any
+			// A plain object: decode it as a map, whose members may
+			// still hold handles (decoding into any again would recurse).
+			var x map[string]any
 			if err := json.Unmarshal(raw, &x, st.cur); err != nil {
 				return err
 			}
-			if x != nil {
-				rv.Set(reflect.ValueOf(x))
-			}
+			rv.Set(reflect.ValueOf(x))
 			return nil
 		}
 		return fmt.Errorf(`expected a handle {"$handle": "<id>"} for %s`, t)

@@ -552,6 +552,11 @@ func (c *Conn) route(m *message) {
 	_, abandoned := c.cancelled[string(m.id)]
 	delete(c.cancelled, string(m.id))
 	c.mu.Unlock()
+	if ok && m.hasResult {
+		// Our own handles in the result must outlive a release the peer
+		// sends right after answering: pin them until the caller decodes.
+		m.pins = c.pinOwn(m.result)
+	}
 	if !ok {
 		if !abandoned {
 			c.log.Warn("dropped response to no pending call", "peer", c.opts.Name, "id", string(m.id))
@@ -577,6 +582,30 @@ func (c *Conn) failPending(id jsontext.Value, perr *Error) {
 		return
 	}
 	p.ch <- &message{id: id, hasError: true, err: &Error{Code: CodeInternalError, Message: "malformed response from " + c.opts.Name + ": " + perr.Message}}
+}
+
+// pinOwn adds a temporary reference to each live export of ours named in
+// v, so that it stays live until unpin; it returns the pinned ids.
+func (c *Conn) pinOwn(v jsontext.Value) []string {
+	if v == nil || !mayHaveHandles(v) {
+		return nil
+	}
+	var pins []string
+	_ = walkHandles(v, func(id string) {
+		if c.ownID(id) && id != handles.Bootstrap && c.table.AddRef(id) {
+			pins = append(pins, id)
+		}
+	})
+	return pins
+}
+
+// unpin gives back the references taken by pinOwn.
+func (c *Conn) unpin(pins []string) {
+	for _, id := range pins {
+		if d, ok, _ := c.table.Release(id, 1); ok {
+			c.dispose(d)
+		}
+	}
 }
 
 // releaseValueHandles gives back every reference that v carries, for
@@ -766,7 +795,7 @@ func (c *Conn) dispatch(m *message, bt *batch) {
 	if bt != nil {
 		bt.begin()
 	}
-	call := &serverCall{conn: c, in: in, key: key, msg: m, obj: obj, self: self, name: name, occ: occ, ctx: ctx,
+	call := &serverCall{conn: c, in: in, key: key, msg: m, obj: obj, self: self, name: name, occ: occ, ctx: ctx, pins: c.pinOwn(m.params),
 		params: &Params{conn: c, members: members, handles: len(occ) > 0 || hasOwnHandles(m.params, c)}}
 	start := func() { c.startCall(call) }
 	if s, ok := obj.(Serial); ok && s.Serial() {
@@ -894,6 +923,7 @@ type serverCall struct {
 	name   string
 	params *Params
 	occ    map[string]int
+	pins   []string // our own handles in the params, kept live for the call
 	ctx    context.Context
 }
 
@@ -971,6 +1001,7 @@ func (c *Conn) complete(sc *serverCall, out []byte, exported []string) {
 	if sc.obj != nil {
 		c.finishTarget(sc.self)
 	}
+	c.unpin(sc.pins)
 	// Handles received as arguments live as long as the call, or as long
 	// as the objects it returned.
 	if len(sc.occ) > 0 {

@@ -836,3 +836,38 @@ func TestLargeMessagesBothWays(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Plain objects decoded into any, in a message that mentions handles, are
+// maps (this used to recurse forever).
+func TestAnyResultWithPlainObjects(t *testing.T) {
+	client, _ := pair(t, &testsvc.Service{}, nil, nil)
+	var out any
+	err := client.Call(ctxT(t), "Init.echo", map[string]any{"value": jsontext.Value(`{"a":{"note":"handle","b":[1,{"c":2}]}}`)}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(out); got != "map[a:map[b:[1 map[c:2]] note:handle]]" {
+		t.Fatalf("got %s", got)
+	}
+}
+
+type failing struct{ err error }
+
+func (f failing) Interface() string { return "Init" }
+func (f failing) Call(context.Context, string, *bridge.Params) (any, error) {
+	return nil, f.err
+}
+
+func TestWrappedErrorKeepsItsText(t *testing.T) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	srv := bridge.New(inR, outW, &bridge.Options{Bootstrap: failing{fmt.Errorf("step 3: %w", bridge.Errorf(bridge.CodeLimit, "too many"))}, Logger: quiet})
+	cl := bridge.New(outR, inW, &bridge.Options{Logger: quiet})
+	defer srv.Close()
+	defer cl.Close()
+	err := cl.Call(ctxT(t), "Init.x", nil, nil)
+	var e *bridge.Error
+	if !errors.As(err, &e) || e.Code != bridge.CodeLimit || e.Message != "step 3: too many" {
+		t.Fatalf("got %#v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -84,7 +85,12 @@ func ErrorCode(err error) int {
 func toWire(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
-		return e
+		if err == error(e) {
+			return e
+		}
+		// Keep the text the wrapping added: "step 3: <message>".
+		msg := strings.Replace(err.Error(), e.Error(), e.Message, 1)
+		return &Error{Code: e.Code, Message: msg, Data: e.Data}
 	}
 	code := ErrorCode(err)
 	msg := err.Error()

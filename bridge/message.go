@@ -23,6 +23,7 @@ type message struct {
 	err       *Error
 	hasError  bool
 	hasID     bool // an id member was present, even if invalid
+	pins      []string
 }
 
 var decoderPool = sync.Pool{New: func() any { return new(decoderBuf) }}

@@ -206,6 +206,7 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 			if m.hasError && m.err.Code == CodeDisconnected {
 				return c.finishCall(m, result)
 			}
+			c.unpin(m.pins)
 		case <-t.C:
 		case <-ctx.Done():
 		}
@@ -256,6 +257,7 @@ func cancelled(err error) error {
 
 // finishCall turns a response into the call's outcome.
 func (c *Conn) finishCall(m *message, result any) error {
+	defer c.unpin(m.pins)
 	if m.hasError {
 		if m.hasResult {
 			return &Error{Code: CodeInternalError, Message: "malformed response from " + c.opts.Name}
@@ -279,7 +281,7 @@ func (c *Conn) finishCall(m *message, result any) error {
 	for k, v := range occ {
 		pool[k] = v
 	}
-	err := c.unmarshal(m.result, result, len(occ) > 0, pool)
+	err := c.unmarshal(m.result, result, len(occ) > 0 || len(m.pins) > 0 || mayHaveHandles(m.result), pool)
 	c.releaseMessageHandles(pool)
 	if err != nil {
 		if e, ok := err.(*Error); ok {
