@@ -3,9 +3,13 @@ package callbacks_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
@@ -95,5 +99,41 @@ func TestImportWithoutProxy(t *testing.T) {
 	callbacks.RegisterIn(reg, callbacks.Interface[okIface]{Name: "Ok", Params: map[string][]string{"Get": {"key", "opt"}}})
 	if _, err := callbacks.ImportIn[okIface](reg, &bridge.Remote{}); err == nil {
 		t.Fatal("import without a proxy constructor succeeded")
+	}
+}
+
+type meta struct {
+	Version int `json:"version"`
+}
+
+type record struct {
+	meta
+	Name string         `json:"name"`
+	Raw  jsontext.Value `json:"raw,omitzero"`
+	When time.Time      `json:"when"`
+	Kind kind           `json:"kind"`
+}
+
+type kind int
+
+func (k kind) MarshalText() ([]byte, error) { return []byte(fmt.Sprint(int(k))), nil }
+
+func TestSchemaFollowsTheJSONPackage(t *testing.T) {
+	s := callbacks.Schema(&callbacks.Registry{}, reflect.TypeFor[record]())
+	b, _ := json.Marshal(s)
+	got := string(b)
+	for _, want := range []string{
+		`"version":{"type":"integer"}`, // embedded struct inlined
+		`"raw":{}`,                     // encodes itself: anything
+		`"when":{"format":"date-time","type":"string"}`,
+		`"kind":{"type":"string"}`, // a text marshaler is a string
+		`"required":["version","name","when","kind"]`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("schema lacks %s: %s", want, got)
+		}
+	}
+	if strings.Contains(got, `"meta"`) {
+		t.Errorf("embedded struct not inlined: %s", got)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Discover returns the OpenRPC method objects of every registered
@@ -111,6 +113,15 @@ func schema(reg *Registry, t reflect.Type, active map[reflect.Type]bool) map[str
 	if t == timeType {
 		return map[string]any{"type": "string", "format": "date-time"}
 	}
+	if t.Kind() != reflect.Interface && t.Kind() != reflect.Func {
+		// A type that encodes itself: text is a string, JSON is anything.
+		if implements(t, jsonMarshaler) || implements(t, jsonMarshalerTo) {
+			return map[string]any{}
+		}
+		if implements(t, textMarshaler) {
+			return map[string]any{"type": "string"}
+		}
+	}
 	switch t.Kind() {
 	case reflect.Bool:
 		return map[string]any{"type": "boolean"}
@@ -149,32 +160,7 @@ func schema(reg *Registry, t reflect.Type, active map[reflect.Type]bool) map[str
 		defer delete(active, t)
 		props := map[string]any{}
 		var req []string
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if !f.IsExported() {
-				continue
-			}
-			name := f.Name
-			omit := false
-			if tag, ok := f.Tag.Lookup("json"); ok {
-				parts := strings.Split(tag, ",")
-				if parts[0] == "-" && len(parts) == 1 {
-					continue
-				}
-				if parts[0] != "" {
-					name = parts[0]
-				}
-				for _, o := range parts[1:] {
-					if o == "omitempty" || o == "omitzero" {
-						omit = true
-					}
-				}
-			}
-			props[name] = schema(reg, f.Type, active)
-			if !omit {
-				req = append(req, name)
-			}
-		}
+		structFields(reg, t, props, &req, active)
 		s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
 		if len(req) > 0 {
 			s["required"] = req
@@ -182,6 +168,74 @@ func schema(reg *Registry, t reflect.Type, active map[reflect.Type]bool) map[str
 		return s
 	}
 	return map[string]any{}
+}
+
+// structFields adds the members of struct t to props and req. Embedded
+// structs without a JSON name are inlined, as the JSON package does.
+func structFields(reg *Registry, t reflect.Type, props map[string]any, req *[]string, active map[reflect.Type]bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, tagged, omit, skip := jsonName(f)
+		if skip {
+			continue
+		}
+		if f.Anonymous && !tagged {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct && !hasJSONMethods(ft) {
+				structFields(reg, ft, props, req, active)
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		props[name] = schema(reg, f.Type, active)
+		if !omit {
+			*req = append(*req, name)
+		}
+	}
+}
+
+// jsonName reads a field's JSON name and options from its tag.
+func jsonName(f reflect.StructField) (name string, tagged, omit, skip bool) {
+	name = f.Name
+	tag, ok := f.Tag.Lookup("json")
+	if !ok {
+		return name, false, false, false
+	}
+	parts := strings.Split(tag, ",")
+	if parts[0] == "-" && len(parts) == 1 {
+		return "", false, false, true
+	}
+	if parts[0] != "" {
+		name, tagged = parts[0], true
+	}
+	for _, o := range parts[1:] {
+		if o == "omitempty" || o == "omitzero" {
+			omit = true
+		}
+	}
+	return name, tagged, omit, false
+}
+
+var (
+	jsonMarshaler   = reflect.TypeFor[interface{ MarshalJSON() ([]byte, error) }]()
+	jsonMarshalerTo = reflect.TypeFor[interface {
+		MarshalJSONTo(*jsontext.Encoder) error
+	}]()
+	textMarshaler = reflect.TypeFor[interface{ MarshalText() ([]byte, error) }]()
+)
+
+func implements(t, iface reflect.Type) bool {
+	return t.Implements(iface) || (t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(iface))
+}
+
+// hasJSONMethods reports whether t encodes itself.
+func hasJSONMethods(t reflect.Type) bool {
+	return implements(t, jsonMarshaler) || implements(t, jsonMarshalerTo) || implements(t, textMarshaler)
 }
 
 // DiscoverObject returns a discovery function (for

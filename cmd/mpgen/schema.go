@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"go/types"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -60,6 +61,17 @@ func (g *generator) schema(t types.Type, active map[*types.Struct]bool) map[stri
 	if isTime(t) {
 		return map[string]any{"type": "string", "format": "date-time"}
 	}
+	if _, isIface := t.Underlying().(*types.Interface); !isIface {
+		if _, isFunc := t.Underlying().(*types.Signature); !isFunc {
+			// A type that encodes itself: text is a string, JSON is anything.
+			if hasMethod(t, "MarshalJSON") || hasMethod(t, "MarshalJSONTo") {
+				return map[string]any{}
+			}
+			if hasMethod(t, "MarshalText") {
+				return map[string]any{"type": "string"}
+			}
+		}
+	}
 	if n, ok := t.(*types.Named); ok {
 		switch u := n.Underlying().(type) {
 		case *types.Interface:
@@ -99,16 +111,7 @@ func (g *generator) schema(t types.Type, active map[*types.Struct]bool) map[stri
 		defer delete(active, u)
 		props := map[string]any{}
 		var req []string
-		for i := range u.NumFields() {
-			name, skip, omit := jsonField(u.Field(i), u.Tag(i))
-			if skip {
-				continue
-			}
-			props[name] = g.schema(u.Field(i).Type(), active)
-			if !omit {
-				req = append(req, name)
-			}
-		}
+		g.structFields(u, props, &req, active)
 		s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
 		if len(req) > 0 {
 			s["required"] = req
@@ -116,6 +119,49 @@ func (g *generator) schema(t types.Type, active map[*types.Struct]bool) map[stri
 		return s
 	}
 	return map[string]any{}
+}
+
+// structFields adds the members of u to props and req; embedded structs
+// without a JSON name are inlined, as the JSON package does.
+func (g *generator) structFields(u *types.Struct, props map[string]any, req *[]string, active map[*types.Struct]bool) {
+	for i := range u.NumFields() {
+		f := u.Field(i)
+		if f.Embedded() && !jsonTagged(u.Tag(i)) {
+			ft := types.Unalias(f.Type())
+			if p, ok := ft.Underlying().(*types.Pointer); ok {
+				ft = types.Unalias(p.Elem())
+			}
+			if st, ok := ft.Underlying().(*types.Struct); ok && !hasMethod(ft, "MarshalJSON") && !hasMethod(ft, "MarshalJSONTo") && !hasMethod(ft, "MarshalText") {
+				g.structFields(st, props, req, active)
+				continue
+			}
+		}
+		name, skip, omit := jsonField(f, u.Tag(i))
+		if skip {
+			continue
+		}
+		props[name] = g.schema(f.Type(), active)
+		if !omit {
+			*req = append(*req, name)
+		}
+	}
+}
+
+// jsonTagged reports whether a struct tag gives a JSON name.
+func jsonTagged(tag string) bool {
+	v, ok := reflect.StructTag(tag).Lookup("json")
+	if !ok {
+		return false
+	}
+	name, _, _ := strings.Cut(v, ",")
+	return name != "" && name != "-"
+}
+
+// hasMethod reports whether t or *t has the exported method name.
+func hasMethod(t types.Type, name string) bool {
+	obj, _, _ := types.LookupFieldOrMethod(t, true, nil, name)
+	_, ok := obj.(*types.Func)
+	return ok
 }
 
 func (g *generator) listSchema(elem types.Type, active map[*types.Struct]bool) map[string]any {
