@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +48,13 @@ const childEnv = "BRIDGE_BENCH_CHILD"
 func runChild(mode string) int {
 	switch mode {
 	case "serve":
+		if prof := os.Getenv("BRIDGE_CHILD_CPUPROFILE"); prof != "" {
+			f, err := os.Create(prof)
+			if err == nil {
+				pprof.StartCPUProfile(f)
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
 		return spawn.ServeStdio(callbacks.Export[testsvc.Init](&testsvc.Service{}), nil)
 	case "raw":
 		return rawEchoServer(os.Stdin, os.Stdout)

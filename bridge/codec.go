@@ -1,11 +1,13 @@
 package bridge
 
 import (
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"runtime"
 	"sync"
+	"time"
 
 	json "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -66,6 +68,9 @@ func (p *Params) DecodeOptional(name string, v any) (bool, error) {
 			p.used = make([]bool, len(p.members))
 		}
 		p.used[i] = true
+		if string(m.value) == "null" && !nullable(v) {
+			return true, Errorf(CodeInvalidParams, "invalid params: parameter %q must not be null", name)
+		}
 		if err := p.conn.unmarshal(m.value, v, p.handles, nil); err != nil {
 			var e *Error
 			if errors.As(err, &e) {
@@ -89,12 +94,32 @@ func (p *Params) CheckUnused() error {
 	return nil
 }
 
+// nullable reports whether the value v points to can be JSON null: a
+// pointer, slice, map, interface or func (or a raw JSON value), not a
+// number, string, bool or struct, which would silently become zero.
+func nullable(v any) bool {
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer {
+		return true
+	}
+	switch t.Elem().Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.String, reflect.Struct, reflect.Array:
+		return t.Elem() == timeType
+	}
+	return true
+}
+
 var (
-	remoteType = reflect.TypeFor[*Remote]()
-	anyType    = reflect.TypeFor[any]()
-	errType    = reflect.TypeFor[error]()
-	objectType = reflect.TypeFor[Object]()
-	proxyType  = reflect.TypeFor[Proxy]()
+	timeType       = reflect.TypeFor[time.Time]()
+	jsontextValue  = reflect.TypeFor[jsontext.Value]()
+	rawMessageType = reflect.TypeFor[stdjson.RawMessage]()
+	remoteType     = reflect.TypeFor[*Remote]()
+	anyType        = reflect.TypeFor[any]()
+	errType        = reflect.TypeFor[error]()
+	objectType     = reflect.TypeFor[Object]()
+	proxyType      = reflect.TypeFor[Proxy]()
 )
 
 var (
@@ -241,7 +266,7 @@ func mayHoldHandles(t reflect.Type) bool {
 var handleTypes sync.Map
 
 func computeHandles(t reflect.Type) bool {
-	if t == remoteType || t.Implements(proxyType) || t.Implements(objectType) {
+	if t == remoteType || t.Implements(proxyType) || t.Implements(objectType) || t == jsontextValue || t == rawMessageType {
 		return true
 	}
 	switch t.Kind() {
@@ -317,6 +342,9 @@ func (st *encodeState) encodeHandle(enc *jsontext.Encoder, v any) error {
 	}
 	e := rv.Elem()
 	t := e.Type()
+	if t == jsontextValue || t == rawMessageType {
+		return c.countRaw(e.Bytes())
+	}
 	var dyn reflect.Value
 	switch {
 	case t.Kind() == reflect.Interface:
@@ -403,6 +431,28 @@ func (c *Conn) exportValue(t reflect.Type, v reflect.Value) (string, bool, error
 	}
 	id, err := c.table.Export(obj, key, obj.Interface())
 	return id, err == nil, limitErr(err)
+}
+
+// countRaw gives the peer one reference for each occurrence of one of our
+// handles in a raw JSON value about to be sent, as for any other handle,
+// and lets the value be written as it is.
+func (c *Conn) countRaw(raw []byte) error {
+	if !mayHaveHandles(raw) || !jsontext.Value(raw).IsValid() {
+		return errors.ErrUnsupported
+	}
+	var bad error
+	_ = walkHandles(raw, func(id string) {
+		if bad != nil || !c.ownID(id) || id == handles.Bootstrap {
+			return
+		}
+		if !c.table.AddRef(id) {
+			bad = Errorf(CodeNoSuchHandle, "handle %q names no live object on this connection", id)
+		}
+	})
+	if bad != nil {
+		return bad
+	}
+	return errors.ErrUnsupported
 }
 
 type forwardKey struct {

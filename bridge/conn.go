@@ -492,7 +492,9 @@ func (c *Conn) answerFromReader(bt *batch, b []byte) {
 func (c *Conn) handleOne(b []byte, bt *batch) {
 	m, id, perr := decodeMessage(b)
 	if perr != nil {
-		if perr.Code == CodeInvalidRequest && id == nil && errorsIsDup(perr) {
+		if perr.Code == CodeInvalidRequest && errorsIsDup(perr) {
+			// The id may itself be the duplicate: answer to it only if
+			// the message has exactly one.
 			id = recoverID(b)
 		}
 		if perr.Code == CodeParseError {
@@ -951,6 +953,10 @@ func (sc *serverCall) run() {
 	} else if err != nil {
 		c.log.Debug("notification failed", "method", sc.msg.method, "error", err)
 	}
+	// Our own handles in the params have been decoded: unpin them before
+	// answering, so the peer sees the counts settled when it has the answer.
+	c.unpin(sc.pins)
+	sc.pins = nil
 	c.complete(sc, out, exported)
 }
 
@@ -963,6 +969,12 @@ func (sc *serverCall) invoke() (result any, err error) {
 		}
 	}()
 	ctx := context.WithValue(sc.ctx, callKey{}, sc)
+	switch sc.msg.method {
+	case "rpc.discover", "rpc.handles":
+		if err := sc.params.CheckUnused(); err != nil {
+			return nil, err
+		}
+	}
 	switch sc.msg.method {
 	case "rpc.discover":
 		return sc.conn.discover(), nil

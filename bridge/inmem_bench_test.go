@@ -21,3 +21,16 @@ func BenchmarkInMemory(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInMemoryCallback measures a call that calls back once.
+func BenchmarkInMemoryCallback(b *testing.B) {
+	client, _ := pair(b, &testsvc.Service{}, nil, nil)
+	in := initOf(b, client)
+	ctx := context.Background()
+	fn := testsvc.Callback(func(context.Context, int) error { return nil })
+	for b.Loop() {
+		if _, err := in.Repeat(ctx, fn, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -23,6 +23,9 @@
 //	        handle, a callback, nested calls across the two processes,
 //	        a cancelled call, errors and a clean shutdown
 //	serve   the same as -serve
+//	conformance [-run REGEXP] [-v] [-json FILE] -- CMD ARGS...
+//	        run the conformance suite (conformance/README.md) against
+//	        CMD ARGS, a child serving the protocol on its stdin and stdout
 //
 // Each command parses its own flags; "mpbridge help <command>" or
 // "mpbridge <command> -h" lists them.
