@@ -408,6 +408,9 @@ func (c *Conn) exportValue(t reflect.Type, v reflect.Value) (string, bool, error
 		// object, typed through the adapter.
 		if c.opts.Adapter != nil && t.Kind() == reflect.Interface && t.NumMethod() > 0 {
 			if obj, _, ok := c.opts.Adapter.Export(t, v); ok {
+				// The forwarder borrows the proxy: dropping it must not
+				// close the proxy, which still belongs to its holder.
+				obj = borrowed{obj}
 				id, err := c.table.Export(obj, forwardKey{r.conn, r.id, t}, obj.Interface())
 				return id, err == nil, limitErr(err)
 			}
@@ -453,6 +456,21 @@ func (c *Conn) countRaw(raw []byte) error {
 		return bad
 	}
 	return errors.ErrUnsupported
+}
+
+// borrowed serves an Object without its Close method.
+type borrowed struct{ Object }
+
+func (b borrowed) Unwrap() any {
+	if u, ok := b.Object.(Unwrapper); ok {
+		return u.Unwrap()
+	}
+	return b.Object
+}
+
+func (b borrowed) Serial() bool {
+	s, ok := b.Object.(Serial)
+	return ok && s.Serial()
 }
 
 type forwardKey struct {

@@ -631,6 +631,13 @@ func TestForwardAcrossConnections(t *testing.T) {
 		ex, _ := clientB.Handles()
 		return len(ex) == 0
 	})
+	// That does not close the parent's own proxy, which it still holds.
+	if v, err := ca.Value(ctx); err != nil || v != 5 {
+		t.Fatalf("the parent's proxy after B released the forwarder: %d %v", v, err)
+	}
+	if svcA.Closed.Load() != 0 {
+		t.Fatal("A's counter was closed")
+	}
 }
 
 func TestHandleBackToExporter(t *testing.T) {
