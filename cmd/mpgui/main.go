@@ -1,0 +1,257 @@
+// Mpgui is the terminal front end of the multiprocess example. It spawns
+// mpnode (which spawns mpwallet), or attaches to a running
+// "mpnode -listen" with -connect, and drives them through the node's Init:
+// the Node, the Chain and the wallets the node forwards.
+//
+// Usage:
+//
+//	mpgui [flags] COMMAND [ARGS...]   run one command
+//	mpgui [flags]                     read commands from the terminal
+//	mpgui [flags] -script FILE        run the commands in FILE ("-": stdin)
+//	mpgui [flags] demo                run a short scripted session
+//
+// Flags:
+//
+//	-connect=ADDR    attach to "mpnode -listen=ADDR" instead of spawning mpnode
+//	-datadir=DIR     the spawned mpnode's data directory (default: in memory)
+//	-inproc          the spawned mpnode runs the wallet in its own process
+//	-rpcwallet=NAME  the wallet that wallet commands use
+//	-quiet           do not print notifications
+//
+// While it runs, mpgui prints the notifications it receives through
+// callbacks, each line starting with "* ": the blocks the node connects
+// (node -> gui), and the balance of every wallet it has used after each
+// change (wallet -> node -> gui, forwarded by the node). Type "help" for
+// the commands.
+//
+// In a script, "NAME = COMMAND ..." keeps the command's output in $NAME
+// for the lines after it, a line starting with "!" is expected to fail,
+// and lines starting with "#" are printed as they are. The exit status is
+// 1 if a command failed (or an expected failure did not happen), 2 for a
+// usage error.
+package main
+
+import (
+	"bufio"
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mpbridge/mpbridge/bridge"
+	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/node/nodeinit"
+	_ "github.com/mpbridge/mpbridge/node/nodeipc"
+	"github.com/mpbridge/mpbridge/spawn"
+)
+
+//go:embed demo.txt
+var demoScript string
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+type config struct {
+	connect   string
+	datadir   string
+	inproc    bool
+	rpcwallet string
+	script    string
+	quiet     bool
+	args      []string
+}
+
+func parse(args []string, stderr io.Writer) (*config, error) {
+	var c config
+	fs := flag.NewFlagSet("mpgui", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.connect, "connect", "", "attach to the node listening on `ADDR` (unix:PATH or tcp:HOST:PORT) instead of spawning mpnode")
+	fs.StringVar(&c.datadir, "datadir", "", "data directory of the spawned mpnode (default: in memory)")
+	fs.BoolVar(&c.inproc, "inproc", false, "the spawned mpnode runs the wallet in its own process (-wallet=inproc)")
+	fs.StringVar(&c.rpcwallet, "rpcwallet", "", "the wallet that wallet commands use")
+	fs.StringVar(&c.script, "script", "", "run the commands in `FILE` (\"-\" for stdin)")
+	fs.BoolVar(&c.quiet, "quiet", false, "do not print notifications")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: mpgui [flags] [COMMAND [ARGS...] | demo]\n\nflags:\n")
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\ncommands:\n")
+		for _, c := range commands {
+			fmt.Fprintf(stderr, "  %-36s %s\n", strings.TrimSpace(c.name+" "+c.usage), c.help)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	c.args = fs.Args()
+	if c.connect != "" {
+		if _, _, err := spawn.ParseAddr(c.connect); err != nil {
+			return nil, err
+		}
+		if c.datadir != "" || c.inproc {
+			return nil, errors.New("-datadir and -inproc are for the spawned mpnode; with -connect the running node has its own")
+		}
+	}
+	if c.script != "" && len(c.args) > 0 {
+		return nil, errors.New("give either -script FILE or a command, not both")
+	}
+	return &c, nil
+}
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c, err := parse(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mpgui:", err)
+		return 2
+	}
+	var script io.Reader
+	switch {
+	case c.script == "-":
+		script = stdin
+	case c.script != "":
+		f, err := os.Open(c.script)
+		if err != nil {
+			fmt.Fprintln(stderr, "mpgui:", err)
+			return 2
+		}
+		defer f.Close()
+		script = f
+	case len(c.args) == 1 && c.args[0] == "demo":
+		script = strings.NewReader(demoScript)
+	case len(c.args) > 0:
+		if cmd := lookup(c.args[0]); cmd == nil {
+			fmt.Fprintf(stderr, "mpgui: unknown command %q; run mpgui -h for the list\n", c.args[0])
+			return 2
+		}
+	}
+
+	init, closeNode, pid, err := connect(ctx, c)
+	if err != nil {
+		fmt.Fprintln(stderr, "mpgui:", err)
+		return 1
+	}
+	defer closeNode()
+	out := &syncWriter{w: stdout}
+	s, err := newSession(ctx, init, out, c.rpcwallet, c.quiet)
+	if err != nil {
+		fmt.Fprintln(stderr, "mpgui:", errText(err))
+		return 1
+	}
+	defer s.close()
+
+	switch {
+	case script != nil:
+		if c.script == "" {
+			s.header(c, pid)
+		}
+		if n := s.runScript(script, true); n > 0 {
+			fmt.Fprintf(stderr, "mpgui: %d command(s) did not go as expected\n", n)
+			return 1
+		}
+		return 0
+	case len(c.args) > 0:
+		res, err := s.exec(c.args)
+		if err != nil {
+			fmt.Fprintln(stderr, "error:", errText(err))
+			var u *usageError
+			if errors.As(err, &u) {
+				return 2
+			}
+			return 1
+		}
+		s.result(res)
+		return 0
+	default:
+		return s.interactive(stdin, isTerminal(stdin))
+	}
+}
+
+// connect spawns mpnode or dials a running one, and returns its Init and
+// what closes it.
+func connect(ctx context.Context, c *config) (init nodeinit.Init, close func(), pid int, err error) {
+	if c.connect != "" {
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		conn, err := spawn.Dial(dctx, c.connect, nil)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("connect to %s: %w", c.connect, err)
+		}
+		init, err := callbacks.Import[nodeinit.Init](conn.Bootstrap())
+		if err != nil {
+			conn.Close()
+			return nil, nil, 0, err
+		}
+		return init, func() { conn.Close() }, 0, nil
+	}
+	var args []string
+	if c.datadir != "" {
+		args = append(args, "-datadir="+c.datadir)
+	}
+	if c.inproc {
+		args = append(args, "-wallet=inproc")
+	}
+	child, err := spawn.Spawn("mpnode", &spawn.Options{Args: args}, nil)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if init, err = callbacks.Import[nodeinit.Init](child.Init()); err != nil {
+		child.Close()
+		return nil, nil, 0, err
+	}
+	return init, func() { child.Close() }, child.Process().Pid(), nil
+}
+
+// errText is the message of err as a user reads it: the text of a
+// wallet's or node's error without the JSON-RPC code that carried it.
+func errText(err error) string {
+	var e *bridge.Error
+	if errors.As(err, &e) {
+		if e.Code == bridge.CodeApplication {
+			return e.Message
+		}
+		return fmt.Sprintf("%s (code %d)", e.Message, e.Code)
+	}
+	return err.Error()
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// interactive reads commands until end of input or "quit".
+func (s *session) interactive(stdin io.Reader, prompt bool) int {
+	sc := bufio.NewScanner(stdin)
+	if prompt {
+		s.out.printf("type help for the commands, quit to leave\n")
+	}
+	for {
+		if prompt {
+			s.out.printf("%s> ", s.prompt())
+		}
+		if !sc.Scan() {
+			if prompt {
+				s.out.printf("\n")
+			}
+			return 0
+		}
+		line := strings.TrimSpace(sc.Text())
+		if line == "quit" || line == "exit" {
+			return 0
+		}
+		s.line(line, false)
+	}
+}

@@ -1,0 +1,173 @@
+// Mpwallet is the wallet of the multiprocess example: it keeps keys and
+// follows a node's chain.
+//
+// Usage:
+//
+//	mpwallet -serve [-datadir=DIR]
+//	mpwallet -connect=unix:PATH|tcp:HOST:PORT [-datadir=DIR]
+//
+// With -serve (how mpnode starts it) it serves wallet.Init on stdin and
+// stdout: makeWalletLoader(chain) makes its loader, following the chain
+// handle it is given. With -connect it dials a running "mpnode -listen",
+// follows the node's chain and attaches its loader to the node
+// (attachWalletLoader), so that clients of the node use it; it stays
+// attached until SIGINT or SIGTERM, or until the node goes away. Either
+// way the wallets are stored in DIR/wallet.sqlite, or in memory without
+// -datadir.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mpbridge/mpbridge/bridge"
+	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/node"
+	"github.com/mpbridge/mpbridge/node/nodeinit"
+	_ "github.com/mpbridge/mpbridge/node/nodeipc"
+	"github.com/mpbridge/mpbridge/spawn"
+	"github.com/mpbridge/mpbridge/wallet"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+type config struct {
+	serve      bool
+	connect    string
+	datadir    string
+	maxMessage int
+	drain      time.Duration
+}
+
+func parse(args []string, stderr io.Writer) (*config, error) {
+	var c config
+	fs := flag.NewFlagSet("mpwallet", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&c.serve, "serve", false, "serve on stdin and stdout (as a spawned child)")
+	fs.StringVar(&c.connect, "connect", "", "attach to the node listening on `ADDR` (unix:PATH or tcp:HOST:PORT)")
+	fs.StringVar(&c.datadir, "datadir", "", "store the wallets in `DIR` (default: in memory)")
+	fs.IntVar(&c.maxMessage, "maxmsg", bridge.DefaultMaxMessageSize, "largest message accepted, in `bytes`")
+	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: mpwallet -serve|-connect=ADDR [-datadir=DIR]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case c.serve == (c.connect != ""):
+		return nil, errors.New("give one of -serve and -connect=ADDR")
+	}
+	if c.connect != "" {
+		if _, _, err := spawn.ParseAddr(c.connect); err != nil {
+			return nil, err
+		}
+	}
+	return &c, nil
+}
+
+// pauseEnv, set to 1, makes every send stop for good after the wallet
+// stored it and before it hands it to the chain, for crash tests.
+const pauseEnv = "MPWALLET_TEST_PAUSE_BEFORE_BROADCAST"
+
+func walletOptions(log *slog.Logger, stderr io.Writer) *wallet.Options {
+	o := &wallet.Options{Logger: log}
+	if os.Getenv(pauseEnv) == "1" {
+		o.BeforeBroadcast = func(tx node.Tx) {
+			fmt.Fprintf(stderr, "mpwallet: paused before broadcasting %s\n", tx.Txid)
+			select {}
+		}
+	}
+	return o
+}
+
+func run(args []string, stderr io.Writer) int {
+	c, err := parse(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mpwallet:", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{ReplaceAttr: noTime}))
+	slog.SetDefault(log)
+	opts := &bridge.Options{MaxMessageSize: c.maxMessage, DrainTimeout: c.drain, Logger: log}
+	if c.serve {
+		svc := &wallet.Service{Dir: c.datadir, Options: walletOptions(log, stderr)}
+		defer svc.Stop()
+		return spawn.ServeStdio(callbacks.Export[wallet.Init](svc), opts)
+	}
+	if err := attach(c, opts, log, stderr); err != nil {
+		fmt.Fprintln(stderr, "mpwallet:", err)
+		return 1
+	}
+	return 0
+}
+
+// attach dials the node, attaches a loader to it and waits for a signal
+// or for the node to go away.
+func attach(c *config, opts *bridge.Options, log *slog.Logger, stderr io.Writer) error {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := spawn.Dial(ctx, c.connect, opts)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ninit, err := callbacks.Import[nodeinit.Init](conn.Bootstrap())
+	if err != nil {
+		return err
+	}
+	chain, err := ninit.MakeChain(ctx)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", c.connect, err)
+	}
+	defer callbacks.Release(chain)
+	l, err := wallet.NewLoader(ctx, chain, c.datadir, walletOptions(log, stderr))
+	if err != nil {
+		return err
+	}
+	defer l.Stop()
+	h, err := ninit.AttachWalletLoader(ctx, l)
+	if err != nil {
+		return fmt.Errorf("attach to %s: %w", c.connect, err)
+	}
+	fmt.Fprintf(stderr, "mpwallet: attached to %s\n", c.connect)
+	select {
+	case s := <-sig:
+		fmt.Fprintf(stderr, "mpwallet: %v: detaching\n", s)
+		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer dcancel()
+		_ = h.Disconnect(dctx)
+		node.Release(h)
+		return nil
+	case <-conn.Done():
+		if err := conn.Wait(); err != nil {
+			return fmt.Errorf("lost the node at %s: %w", c.connect, err)
+		}
+		return fmt.Errorf("the node at %s closed the connection", c.connect)
+	}
+}
+
+func noTime(groups []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey && len(groups) == 0 {
+		return slog.Attr{}
+	}
+	return a
+}
