@@ -24,7 +24,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +36,7 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/rawecho"
 	"github.com/mpbridge/mpbridge/internal/testsvc"
 	"github.com/mpbridge/mpbridge/spawn"
 )
@@ -57,7 +57,10 @@ func runChild(mode string) int {
 		}
 		return spawn.ServeStdio(callbacks.Export[testsvc.Init](&testsvc.Service{}), nil)
 	case "raw":
-		return rawEchoServer(os.Stdin, os.Stdout)
+		if rawecho.Serve(os.Stdin, os.Stdout) != nil {
+			return 1
+		}
+		return 0
 	case "jrpc2":
 		srv := jrpc2.NewServer(handler.Map{
 			"Init.echo": handler.New(func(_ context.Context, p struct {
@@ -74,45 +77,6 @@ func runChild(mode string) int {
 	}
 	fmt.Fprintf(os.Stderr, "unknown child mode %q\n", mode)
 	return 2
-}
-
-type rawRequest struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Method  string          `json:"method"`
-	Params  struct {
-		Value json.RawMessage `json:"value"`
-	} `json:"params"`
-}
-
-type rawResponse struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Result  json.RawMessage `json:"result"`
-}
-
-// rawEchoServer is the floor: newline JSON with encoding/json and nothing
-// else, one message at a time.
-func rawEchoServer(r io.Reader, w io.Writer) int {
-	br := bufio.NewReaderSize(r, 64<<10)
-	bw := bufio.NewWriterSize(w, 64<<10)
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			var req rawRequest
-			if json.Unmarshal(line, &req) == nil {
-				out, _ := json.Marshal(rawResponse{JSONRPC: "2.0", ID: req.ID, Result: req.Params.Value})
-				bw.Write(append(out, '\n'))
-				if br.Buffered() == 0 {
-					bw.Flush()
-				}
-			}
-		}
-		if err != nil {
-			bw.Flush()
-			return 0
-		}
-	}
 }
 
 // child starts the test binary as a child in mode with raw pipes.
@@ -139,54 +103,9 @@ func child(b *testing.B, mode string) (io.WriteCloser, *bufio.Reader) {
 	return in, bufio.NewReaderSize(out, 64<<10)
 }
 
-// rawClient is a multiplexing encoding/json client for the raw echo.
-type rawClient struct {
-	mu      sync.Mutex
-	w       io.Writer
-	next    int64
-	pending map[string]chan json.RawMessage
-	pmu     sync.Mutex
-}
-
-func newRawClient(b *testing.B) *rawClient {
+func newRawClient(b *testing.B) *rawecho.Client {
 	in, out := child(b, "raw")
-	c := &rawClient{w: in, pending: map[string]chan json.RawMessage{}}
-	go func() {
-		for {
-			line, err := out.ReadBytes('\n')
-			if err != nil {
-				return
-			}
-			var r rawResponse
-			if json.Unmarshal(line, &r) != nil {
-				continue
-			}
-			c.pmu.Lock()
-			ch := c.pending[string(r.ID)]
-			delete(c.pending, string(r.ID))
-			c.pmu.Unlock()
-			if ch != nil {
-				ch <- r.Result
-			}
-		}
-	}()
-	return c
-}
-
-func (c *rawClient) call(v json.RawMessage) json.RawMessage {
-	ch := make(chan json.RawMessage, 1)
-	c.mu.Lock()
-	c.next++
-	id := strconv.FormatInt(c.next, 10)
-	c.pmu.Lock()
-	c.pending[id] = ch
-	c.pmu.Unlock()
-	req := rawRequest{JSONRPC: "2.0", ID: json.RawMessage(id), Method: "Init.echo"}
-	req.Params.Value = v
-	out, _ := json.Marshal(req)
-	c.w.Write(append(out, '\n'))
-	c.mu.Unlock()
-	return <-ch
+	return rawecho.NewClient(out, in)
 }
 
 func bridgeChild(b *testing.B) (testsvc.Init, *bridge.Conn) {
@@ -218,7 +137,7 @@ func BenchmarkSmallCall(b *testing.B) {
 	b.Run("raw", func(b *testing.B) {
 		c := newRawClient(b)
 		for b.Loop() {
-			c.call(small)
+			c.Call(small)
 		}
 	})
 	b.Run("jrpc2", func(b *testing.B) {
@@ -265,7 +184,7 @@ func BenchmarkConcurrent16(b *testing.B) {
 	}
 	b.Run("raw", func(b *testing.B) {
 		c := newRawClient(b)
-		run(b, func() error { c.call(small); return nil })
+		run(b, func() error { c.Call(small); return nil })
 	})
 	b.Run("jrpc2", func(b *testing.B) {
 		c := jrpc2Child(b)
@@ -289,7 +208,7 @@ func BenchmarkPayload(b *testing.B) {
 			c := newRawClient(b)
 			b.SetBytes(int64(2 * len(v)))
 			for b.Loop() {
-				c.call(v)
+				c.Call(v)
 			}
 		})
 		b.Run(name+"/bridge", func(b *testing.B) {
@@ -310,8 +229,8 @@ func BenchmarkCallback(b *testing.B) {
 		// The floor for a callback is two raw round trips.
 		c := newRawClient(b)
 		for b.Loop() {
-			c.call(small)
-			c.call(small)
+			c.Call(small)
+			c.Call(small)
 		}
 	})
 	b.Run("bridge", func(b *testing.B) {

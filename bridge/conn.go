@@ -146,9 +146,10 @@ type Conn struct {
 	nq     queue
 	done   chan struct{}
 
-	work      chan *serverCall // hands calls to idle workers
-	encStates sync.Pool        // *encodeState
-	decStates sync.Pool        // *decodeState
+	work      chan job    // hands calls and the reader's turn to idle workers
+	runHere   *serverCall // a request the reader runs itself (reader only)
+	encStates sync.Pool   // *encodeState
+	decStates sync.Pool   // *decodeState
 	readEnd   chan struct{}
 
 	mu          sync.Mutex
@@ -240,10 +241,10 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 		c.table.SetBootstrap(obj, obj.Interface())
 	}
 	c.nq.conn = c
-	c.work = make(chan *serverCall)
+	c.work = make(chan job)
 	c.encStates.New = func() any { return newEncodeState(c) }
 	c.decStates.New = func() any { return newDecodeState(c) }
-	go c.readLoop()
+	go c.worker(job{read: true})
 	return c
 }
 
@@ -337,8 +338,12 @@ func (c *Conn) Handles() (exports []handles.ExportInfo, imports []handles.Import
 
 // ----- reading -----
 
-func (c *Conn) readLoop() {
-	defer close(c.readEnd)
+// readTurn reads and routes messages until one is a request this
+// goroutine can run itself: it then hands reading over to another
+// goroutine and returns the request, so that the common case (one request
+// at a time) costs no hand-off between goroutines. It returns nil once the
+// input has ended and the connection has drained.
+func (c *Conn) readTurn() *serverCall {
 	for {
 		b, err := c.fr.next()
 		if err != nil {
@@ -347,8 +352,9 @@ func (c *Conn) readLoop() {
 				c.reply(appendErrorResponse(nil, nil, &Error{Code: fe.code, Message: fe.message}))
 				continue
 			}
+			close(c.readEnd)
 			c.endOfInput(err)
-			return
+			return nil
 		}
 		b = bytes.TrimLeft(b, " \t\r\n")
 		msg := bytes.Clone(b)
@@ -356,6 +362,11 @@ func (c *Conn) readLoop() {
 			c.handleBatch(msg)
 		} else {
 			c.handleOne(msg, nil)
+		}
+		if sc := c.runHere; sc != nil {
+			c.runHere = nil
+			c.handRead()
+			return sc
 		}
 	}
 }
@@ -724,6 +735,9 @@ func (c *Conn) dispatch(m *message, bt *batch) {
 		c.releaseMessageHandles(occ)
 		if m.id != nil {
 			c.answerFromReader(bt, appendErrorResponse(nil, m.id, e))
+		} else {
+			// Notifications are never answered, so say it here.
+			c.log.Warn("dropped notification", "peer", c.opts.Name, "method", m.method, "error", e.Message)
 		}
 	}
 	if perr != nil {
@@ -800,12 +814,19 @@ func (c *Conn) dispatch(m *message, bt *batch) {
 	call := &serverCall{conn: c, in: in, key: key, msg: m, obj: obj, self: self, name: name, occ: occ, ctx: ctx, pins: c.pinOwn(m.params),
 		params: &Params{conn: c, members: members, handles: len(occ) > 0 || hasOwnHandles(m.params, c)}}
 	start := func() { c.startCall(call) }
+	serial := false
 	if s, ok := obj.(Serial); ok && s.Serial() {
 		q := c.serialQueue(self)
 		start = func() { q.push(call.runSerial) }
+		serial = true
 	}
 	if m.id == nil {
 		c.nq.push(queued{notify: call})
+		return
+	}
+	if bt == nil && !serial && c.nq.idle() {
+		// The reader runs it itself, after handing reading on.
+		c.runHere = call
 		return
 	}
 	c.nq.push(queued{start: start})
@@ -887,25 +908,51 @@ func (c *Conn) finishTarget(self string) {
 // and reflection code.
 const workerIdle = 10 * time.Second
 
+// A job is what a worker goroutine does next: run a call, or take its
+// turn as the reader.
+type job struct {
+	call *serverCall
+	read bool
+}
+
 // startCall runs sc on an idle worker goroutine, or on a new one.
-func (c *Conn) startCall(sc *serverCall) {
+func (c *Conn) startCall(sc *serverCall) { c.give(job{call: sc}) }
+
+// handRead passes the reader's turn to an idle worker, or a new one.
+func (c *Conn) handRead() { c.give(job{read: true}) }
+
+func (c *Conn) give(j job) {
 	select {
-	case c.work <- sc:
+	case c.work <- j:
 	default:
-		go c.worker(sc)
+		go c.worker(j)
 	}
 }
 
-// worker runs calls until it has been idle for workerIdle or the
-// connection has ended.
-func (c *Conn) worker(sc *serverCall) {
-	t := time.NewTimer(workerIdle)
-	defer t.Stop()
+// worker runs jobs until it has been idle for workerIdle or the
+// connection has ended. Exactly one worker at a time holds the reader's
+// turn.
+func (c *Conn) worker(j job) {
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	for {
-		sc.run()
-		t.Reset(workerIdle) // since Go 1.23 Reset leaves no stale tick behind
+		if j.read {
+			if j.call = c.readTurn(); j.call == nil {
+				return
+			}
+		}
+		j.call.run()
+		if t == nil {
+			t = time.NewTimer(workerIdle)
+		} else {
+			t.Reset(workerIdle) // since Go 1.23 Reset leaves no stale tick behind
+		}
 		select {
-		case sc = <-c.work:
+		case j = <-c.work:
 		case <-t.C:
 			return
 		case <-c.done:

@@ -66,6 +66,14 @@ func (q *queue) work() {
 	}
 }
 
+// idle reports whether no notification is queued or running, so that a
+// request may start at once.
+func (q *queue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.blocked > 0 || (!q.running && len(q.items) == 0)
+}
+
 // enter marks the running notification as waiting on an outgoing call and
 // starts the requests queued behind it.
 func (q *queue) enter() {

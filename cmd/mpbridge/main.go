@@ -23,6 +23,11 @@
 //	        handle, a callback, nested calls across the two processes,
 //	        a cancelled call, errors and a clean shutdown
 //	serve   the same as -serve
+//	bench [-n N] [-c C] [-method M] [-params JSON] [-size B] -- CMD ARGS...
+//	        measure calls into a child against a raw encoding/json echo
+//	        measured in the same run (docs/PERFORMANCE.md)
+//	raw-echo
+//	        serve that raw echo on stdin and stdout
 //	conformance [-run REGEXP] [-v] [-json FILE] -- CMD ARGS...
 //	        run the conformance suite (conformance/README.md) against
 //	        CMD ARGS, a child serving the protocol on its stdin and stdout
