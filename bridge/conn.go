@@ -680,7 +680,18 @@ func orNull(v jsontext.Value) jsontext.Value {
 // dispose closes a dropped object and gives back what it kept, outside
 // every lock and off the reader goroutine.
 func (c *Conn) dispose(d handles.Dropped) {
+	if len(d.Keep) == 0 && !hasClose(d.Obj) {
+		return // nothing to run
+	}
 	go c.disposeNow(d)
+}
+
+func hasClose(o any) bool {
+	switch o.(type) {
+	case interface{ Close() error }, interface{ Close() }:
+		return true
+	}
+	return false
 }
 
 func (c *Conn) disposeNow(d handles.Dropped) {
@@ -872,12 +883,17 @@ func (c *Conn) releaseMessageHandles(occ map[string]int) {
 
 // releaseImport gives back n references to the peer's id.
 func (c *Conn) releaseImport(id string, n int) {
-	n = c.table.Unimport(id, n)
-	if n <= 0 {
-		return
+	if msg := c.releaseMsg(id, n); msg != nil {
+		_ = c.fw.write(msg)
 	}
-	if c.isFinished() {
-		return
+}
+
+// releaseMsg gives back up to n references to the peer's id in the import
+// table and returns the release message to send, or nil.
+func (c *Conn) releaseMsg(id string, n int) []byte {
+	n = c.table.Unimport(id, n)
+	if n <= 0 || c.isFinished() {
+		return nil
 	}
 	b := make([]byte, 0, 96)
 	b = append(b, `{"jsonrpc":"2.0","method":"release","params":{"handle":`...)
@@ -886,8 +902,7 @@ func (c *Conn) releaseImport(id string, n int) {
 		b = append(b, `,"count":`...)
 		b = strconv.AppendInt(b, int64(n), 10)
 	}
-	b = append(b, "}}"...)
-	_ = c.fw.write(b)
+	return append(b, "}}"...)
 }
 
 func (c *Conn) isFinished() bool {
@@ -1050,19 +1065,10 @@ func (c *Conn) complete(sc *serverCall, out []byte, exported []string) {
 		delete(c.inflight, sc.key)
 	}
 	c.mu.Unlock()
-	if out != nil && in.answered.CompareAndSwap(false, true) {
-		if in.batch != nil {
-			in.batch.add(out)
-		} else if err := c.fw.write(out); err != nil {
-			c.writeFailed(err)
-		}
-	}
-	if sc.obj != nil {
-		c.finishTarget(sc.self)
-	}
-	c.unpin(sc.pins)
 	// Handles received as arguments live as long as the call, or as long
-	// as the objects it returned.
+	// as the objects it returned. Their releases follow the answer, in the
+	// same write.
+	var rels [][]byte
 	if len(sc.occ) > 0 {
 		kb := &keepBundle{conn: c, occ: sc.occ}
 		for _, id := range exported {
@@ -1072,9 +1078,29 @@ func (c *Conn) complete(sc *serverCall, out []byte, exported []string) {
 			}
 		}
 		if kb.refs.Load() == 0 {
-			c.releaseMessageHandles(sc.occ)
+			for id, n := range sc.occ {
+				if msg := c.releaseMsg(id, n); msg != nil {
+					rels = append(rels, msg)
+				}
+			}
 		}
 	}
+	answered := out != nil && in.answered.CompareAndSwap(false, true)
+	switch {
+	case answered && in.batch != nil:
+		in.batch.add(out)
+	case answered:
+		rels = append([][]byte{out}, rels...)
+	}
+	if len(rels) > 0 {
+		if err := c.fw.write(rels...); err != nil {
+			c.writeFailed(err)
+		}
+	}
+	if sc.obj != nil {
+		c.finishTarget(sc.self)
+	}
+	c.unpin(sc.pins)
 	in.cancel()
 	c.mu.Lock()
 	c.nrun--

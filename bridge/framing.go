@@ -515,31 +515,57 @@ type frameWriter struct {
 	hdr  []byte
 }
 
-// write sends msg, which must end with one spare byte of capacity-free
-// slack: callers pass compact JSON; write adds the line end or header.
-func (fw *frameWriter) write(msg []byte) error {
+// write sends msgs, compact JSON values, in one write, each framed.
+func (fw *frameWriter) write(msgs ...[]byte) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
 	if fw.err != nil {
 		return fw.err
 	}
-	var err error
-	if Framing(fw.mode.Load()) == FramingLSP {
-		fw.hdr = append(fw.hdr[:0], "Content-Length: "...)
-		fw.hdr = strconv.AppendInt(fw.hdr, int64(len(msg)), 10)
-		fw.hdr = append(fw.hdr, "\r\n\r\n"...)
-		if len(msg) < 64<<10 {
-			fw.hdr = append(fw.hdr, msg...)
-			_, err = fw.w.Write(fw.hdr)
-		} else if _, err = fw.w.Write(fw.hdr); err == nil {
-			_, err = fw.w.Write(msg)
-		}
-		if cap(fw.hdr) > 256<<10 {
-			fw.hdr = nil
-		}
+	lsp := Framing(fw.mode.Load()) == FramingLSP
+	var out []byte
+	if len(msgs) == 1 && !lsp {
+		out = append(msgs[0], '\n') // usually fits the spare capacity
 	} else {
-		// Callers leave room for the newline (see appendNL).
-		_, err = fw.w.Write(append(msg, '\n'))
+		n := 0
+		for _, m := range msgs {
+			n += len(m) + 32
+		}
+		if n > 64<<10 && len(msgs) == 1 {
+			// A large LSP body: header and body in two writes, no copy.
+			return fw.writeLarge(msgs[0])
+		}
+		out = fw.hdr[:0]
+		if cap(out) < n {
+			out = make([]byte, 0, n)
+		}
+		for _, m := range msgs {
+			if lsp {
+				out = append(out, "Content-Length: "...)
+				out = strconv.AppendInt(out, int64(len(m)), 10)
+				out = append(out, "\r\n\r\n"...)
+				out = append(out, m...)
+			} else {
+				out = append(append(out, m...), '\n')
+			}
+		}
+		if cap(out) <= 256<<10 {
+			fw.hdr = out[:0]
+		}
+	}
+	_, err := fw.w.Write(out)
+	if err != nil {
+		fw.err = fmt.Errorf("write: %w", err)
+	}
+	return err
+}
+
+func (fw *frameWriter) writeLarge(body []byte) error {
+	hdr := strconv.AppendInt([]byte("Content-Length: "), int64(len(body)), 10)
+	hdr = append(hdr, "\r\n\r\n"...)
+	_, err := fw.w.Write(hdr)
+	if err == nil {
+		_, err = fw.w.Write(body)
 	}
 	if err != nil {
 		fw.err = fmt.Errorf("write: %w", err)
