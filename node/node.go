@@ -36,6 +36,8 @@ const MaxAmount int64 = 21_000_000 * 100_000_000
 const MaxBlocksPerCall = 10000
 
 // Node is the user's view of the node.
+//
+//mpgen:interface
 type Node interface {
 	// GetBlockCount returns the height of the tip; genesis is 0.
 	GetBlockCount(ctx context.Context) (int64, error)
@@ -46,6 +48,8 @@ type Node interface {
 }
 
 // Chain is the wallet's view of the node.
+//
+//mpgen:interface
 type Chain interface {
 	// GetHeight returns the height of the tip, as GetBlockCount.
 	GetHeight(ctx context.Context) (int64, error)
@@ -62,6 +66,8 @@ type Chain interface {
 }
 
 // ChainNotifications receives the blocks the node connects.
+//
+//mpgen:interface
 type ChainNotifications interface {
 	// BlockConnected is called once per block, in height order. The node
 	// waits for it to return: returning acknowledges the block.
@@ -71,6 +77,8 @@ type ChainNotifications interface {
 // Handler is a subscription. Disconnect ends it; so does releasing the
 // Handler, which for a local one means calling its Close method if it has
 // one (see Release).
+//
+//mpgen:interface
 type Handler interface {
 	Disconnect(ctx context.Context) error
 }

@@ -22,6 +22,8 @@ import (
 )
 
 // Init is the bootstrap interface of a wallet process.
+//
+//mpgen:interface
 type Init interface {
 	// MakeWalletLoader returns the process's WalletLoader, following
 	// chain. Later calls return the same loader.
@@ -29,6 +31,8 @@ type Init interface {
 }
 
 // WalletLoader creates and finds wallets.
+//
+//mpgen:interface
 type WalletLoader interface {
 	// CreateWallet creates the wallet called name.
 	CreateWallet(ctx context.Context, name string) (Wallet, error)
@@ -40,6 +44,8 @@ type WalletLoader interface {
 }
 
 // Wallet holds keys and the funds they control.
+//
+//mpgen:interface
 type Wallet interface {
 	// GetName returns the wallet's name.
 	GetName(ctx context.Context) (string, error)
@@ -63,6 +69,8 @@ type Wallet interface {
 }
 
 // BalanceChanged receives a wallet's new balance.
+//
+//mpgen:interface
 type BalanceChanged func(ctx context.Context, balance int64) error
 
 // Entry is one transaction in a wallet's history.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"go/format"
+	"go/token"
 	"go/types"
 	"slices"
 	"strconv"
@@ -27,16 +28,45 @@ type emitter struct {
 	used     map[string]bool   // paths the file uses
 	names    map[string]bool   // import names taken
 	reserved map[string]bool   // names a generated body must not shadow
+	decls    []decl            // the package-level names the file declares
+	siblings []*emitter        // the other files this run generates into the same package
+}
+
+// A decl is a package-level name a generated file declares for gt.
+type decl struct {
+	name string
+	gt   *genType
+}
+
+// newEmitter returns the emitter of g's file.
+func newEmitter(g *generator, prefix string) *emitter {
+	e := &emitter{g: g, prefix: prefix, imports: map[string]string{}, used: map[string]bool{}, names: map[string]bool{}}
+	for _, gt := range g.order {
+		var names []string
+		if !gt.isFunc {
+			names = append(names, e.ident(gt, "Proxy"), e.ident(gt, "Object"))
+		}
+		if exported(gt) {
+			names = append(names, "OpenRPC"+gt.obj.Name(), e.ident(gt, "OpenRPC"))
+		}
+		for _, n := range names {
+			e.decls = append(e.decls, decl{n, gt})
+		}
+	}
+	return e
 }
 
 // emit returns the formatted source of the generated file.
-func (g *generator) emit(prefix string) ([]byte, error) {
-	e := &emitter{g: g, prefix: prefix, imports: map[string]string{}, used: map[string]bool{}, names: map[string]bool{}}
+func (e *emitter) emit() ([]byte, error) {
+	g := e.g
 	for _, path := range []string{"context", "reflect", bridgePath, callbacksPath} {
 		e.importName(path, path[strings.LastIndex(path, "/")+1:])
 	}
 	if err := e.checkNames(); err != nil {
 		return nil, err
+	}
+	if !g.target.own {
+		e.importName(g.pkg.PkgPath, g.pkg.Name)
 	}
 	// Name every package the types mention before choosing local names,
 	// so that no parameter shadows one.
@@ -55,7 +85,7 @@ func (g *generator) emit(prefix string) ([]byte, error) {
 	for _, n := range types.Universe.Names() {
 		e.reserved[n] = true
 	}
-	for _, n := range g.pkg.Types.Scope().Names() {
+	for n := range g.target.decls {
 		e.reserved[n] = true
 	}
 	for n := range e.names {
@@ -77,7 +107,7 @@ func (g *generator) emit(prefix string) ([]byte, error) {
 	e.register(g.order)
 
 	var out bytes.Buffer
-	fmt.Fprintf(&out, "%s\n\npackage %s\n\nimport (\n", header, g.pkg.Name)
+	fmt.Fprintf(&out, "%s\n\npackage %s\n\nimport (\n", header, g.target.name)
 	paths := make([]string, 0, len(e.used))
 	for p := range e.used {
 		paths = append(paths, p)
@@ -126,12 +156,28 @@ func (e *emitter) importName(path, want string) string {
 		return n
 	}
 	name := want
-	for i := 2; e.names[name] || e.g.pkg.Types.Scope().Lookup(name) != nil; i++ {
+	for i := 2; e.names[name] || e.declared(name); i++ {
 		name = want + strconv.Itoa(i)
 	}
 	e.imports[path] = name
 	e.names[name] = true
 	return name
+}
+
+// declared reports whether name is declared at package level: by the
+// package's other files, or by one of the files this run generates.
+func (e *emitter) declared(name string) bool {
+	if _, ok := e.g.target.decls[name]; ok {
+		return true
+	}
+	for _, f := range append([]*emitter{e}, e.siblings...) {
+		for _, d := range f.decls {
+			if d.name == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // pkg returns the name that qualifies the identifiers of path, and
@@ -144,7 +190,7 @@ func (e *emitter) pkg(path string) string {
 // typ prints t as the generated file spells it.
 func (e *emitter) typ(t types.Type) string {
 	return types.TypeString(t, func(p *types.Package) string {
-		if p == e.g.pkg.Types {
+		if p == e.g.pkg.Types && e.g.target.own {
 			return ""
 		}
 		e.importName(p.Path(), p.Name())
@@ -163,28 +209,33 @@ func (e *emitter) ident(gt *genType, suffix string) string {
 // exported reports whether gt gets an OpenRPC accessor.
 func exported(gt *genType) bool { return gt.obj.Exported() }
 
-// checkNames fails if a generated name is declared by the package itself.
+// goType returns the name of the Go type gt as the generated file
+// spells it.
+func (e *emitter) goType(gt *genType) string { return e.typ(gt.obj.Type()) }
+
+// checkNames fails if a generated name is declared by the package itself,
+// or by another file generated into it.
 func (e *emitter) checkNames() error {
 	var errs []string
-	scope := e.g.pkg.Types.Scope()
+	pos := func(gt *genType) token.Position { return e.g.pkg.Fset.Position(gt.obj.Pos()) }
 	mine := map[string]*genType{}
-	for _, gt := range e.g.order {
-		var names []string
-		if !gt.isFunc {
-			names = append(names, e.ident(gt, "Proxy"), e.ident(gt, "Object"))
+	for _, d := range e.decls {
+		n, gt := d.name, d.gt
+		if other := mine[n]; other != nil {
+			errs = append(errs, fmt.Sprintf("%s: mpgen would declare %s for both %s and %s; use -prefix",
+				pos(gt), n, other.obj.Name(), gt.obj.Name()))
 		}
-		if exported(gt) {
-			names = append(names, "OpenRPC"+gt.obj.Name(), e.ident(gt, "OpenRPC"))
+		mine[n] = gt
+		if p, ok := e.g.target.decls[n]; ok {
+			errs = append(errs, fmt.Sprintf("%s: %s is declared here, and mpgen generates it for %s; rename it or use -prefix",
+				p, n, gt.obj.Name()))
 		}
-		for _, n := range names {
-			if other := mine[n]; other != nil {
-				errs = append(errs, fmt.Sprintf("%s: mpgen would declare %s for both %s and %s; use -prefix",
-					e.g.pkg.Fset.Position(gt.obj.Pos()), n, other.obj.Name(), gt.obj.Name()))
-			}
-			mine[n] = gt
-			if o := scope.Lookup(n); o != nil {
-				errs = append(errs, fmt.Sprintf("%s: %s is declared here, and mpgen generates it for %s; rename it or use -prefix",
-					e.g.pkg.Fset.Position(o.Pos()), n, gt.obj.Name()))
+		for _, s := range e.siblings {
+			for _, o := range s.decls {
+				if o.name == n {
+					errs = append(errs, fmt.Sprintf("%s: mpgen would declare %s in package %s for both %s and %s: run mpgen once for each package, with -o and its own -prefix",
+						pos(gt), n, e.g.target.name, e.g.pkg.Name+"."+gt.obj.Name(), s.g.pkg.Name+"."+o.gt.obj.Name()))
+				}
 			}
 		}
 	}
@@ -233,7 +284,7 @@ func (e *emitter) signature(m *method, names []string) string {
 func (e *emitter) proxy(gt *genType) {
 	name := e.ident(gt, "Proxy")
 	bridge := e.pkg(bridgePath)
-	e.p("\n// %s calls the methods of a remote %s.\n", name, gt.obj.Name())
+	e.p("\n// %s calls the methods of a remote %s.\n", name, e.goType(gt))
 	e.p("type %s struct{ r *%s.Remote }\n\n", name, bridge)
 	e.p("// BridgeRemote implements bridge.Proxy.\n")
 	e.p("func (p %s) BridgeRemote() *%s.Remote { return p.r }\n", name, bridge)
@@ -292,7 +343,7 @@ func fieldName(wire string) string {
 // object writes the dispatcher of interface gt.
 func (e *emitter) object(gt *genType) {
 	name := e.ident(gt, "Object")
-	iface := gt.obj.Name()
+	iface := e.goType(gt)
 	bridge := e.pkg(bridgePath)
 	ctxPkg := e.pkg("context")
 	wire := strconv.Quote(gt.wire)
@@ -373,7 +424,7 @@ func (e *emitter) openRPC(gt *genType) {
 		kind = "func type"
 	}
 	e.p("\n// OpenRPC%s returns the OpenRPC method objects that rpc.discover lists\n", gt.obj.Name())
-	e.p("// for the %s %s, as a JSON array.\n", kind, gt.obj.Name())
+	e.p("// for the %s %s, as a JSON array.\n", kind, e.goType(gt))
 	e.p("func OpenRPC%s() []byte { return []byte(%s) }\n\n", gt.obj.Name(), konst)
 	doc := e.g.openRPC(gt)
 	lit := "`" + doc + "`"
@@ -388,7 +439,7 @@ func (e *emitter) register(order []*genType) {
 	cb := e.pkg(callbacksPath)
 	e.p("\nfunc init() {\n")
 	for _, gt := range order {
-		iface := gt.obj.Name()
+		iface := e.goType(gt)
 		if gt.isFunc {
 			args := []string{strconv.Quote(gt.wire)}
 			for _, p := range gt.methods[0].params {

@@ -3,21 +3,25 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"golang.org/x/tools/go/packages"
 )
 
-// errorCases are faulty declarations, each overlaid alone on package
+// An errorCase is a faulty declaration, overlaid alone on package
 // testdata/errs, with the fragments the error must contain: the method
 // (or type) at fault and the type or name that is wrong.
-var errorCases = []struct {
+type errorCase struct {
 	name  string
 	types string // -type, if any
 	src   string
 	want  []string
-}{
+}
+
+// errorCases are generated into package errs itself.
+var errorCases = []errorCase{
 	{"chan", "", `
 //mpgen:interface
 type Bad interface { Send(ctx context.Context, c chan int) error }`,
@@ -168,13 +172,69 @@ type Bad interface {
 		[]string{"Bad.A", "chan int", "Bad.B", "last result"}},
 }
 
+// intoErrorCases are generated into another package, testdata/errs/into:
+// the types the generated code names must be exported.
+var intoErrorCases = []errorCase{
+	{"unexported param type", "", `
+type secret struct{ N int }
+//mpgen:interface
+type Bad interface { Peek(ctx context.Context, s secret) error }`,
+		[]string{"case.go:", "Bad.Peek", "parameter s", "type errs.secret is unexported", "package into"}},
+	{"unexported element type", "", `
+type secret int
+//mpgen:interface
+type Bad interface { List(ctx context.Context) (map[string][]secret, error) }`,
+		[]string{"Bad.List", "result", "in map[string][]errs.secret", "type errs.secret is unexported", "package into"}},
+	{"unexported field type", "", `
+type level int
+type Item struct { Level level }
+//mpgen:interface
+type Bad interface { Put(ctx context.Context, item *Item) error }`,
+		[]string{"Bad.Put", "parameter item", "field Level", "type errs.level is unexported"}},
+	{"unexported alias", "", `
+type count = int
+//mpgen:interface
+type Bad interface { Add(ctx context.Context, n count) error }`,
+		[]string{"Bad.Add", "parameter n", "type errs.count is unexported"}},
+	{"unexported interface mentioned", "", `
+type sub interface { Stop(ctx context.Context) error }
+//mpgen:interface
+type Bad interface { Watch(ctx context.Context) (sub, error) }`,
+		[]string{"Bad.Watch", "result", "type errs.sub is unexported", "package into"}},
+	{"unexported func type mentioned", "", `
+type visit func(ctx context.Context, n int) error
+//mpgen:interface
+type Bad interface { Each(ctx context.Context, fn visit) error }`,
+		[]string{"Bad.Each", "parameter fn", "type errs.visit is unexported"}},
+	{"unexported interface marked", "", `
+//mpgen:interface
+type bad interface { Get(ctx context.Context) (int, error) }`,
+		[]string{"case.go:", "bad: is unexported", "package into", "generate into package errs"}},
+	{"unexported interface by -type", "bad", `
+type bad interface { Get(ctx context.Context) (int, error) }`,
+		[]string{"bad: is unexported", "package into"}},
+	{"unexported type of a third package", "", `
+//mpgen:interface
+type Bad interface { other.Hidden }`,
+		[]string{"Bad.Peek", "parameter s", "other.secret", "unexported in another package"}},
+	{"name clash in the package", "", `
+//mpgen:interface
+type Taken interface { Get(ctx context.Context) (int, error) }`,
+		[]string{"into.go:", "takenProxy is declared here", "for Taken", "-prefix"}},
+}
+
 // TestErrors loads every case at once, each as a package of its own under
 // testdata/errs, and checks what generating it reports.
 func TestErrors(t *testing.T) {
 	dir := filepath.Join("testdata", "errs")
+	into, err := filepath.Abs(filepath.Join(dir, "into"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	overlay := map[string][]byte{}
 	var patterns []string
-	for i, c := range errorCases {
+	cases := slices.Concat(errorCases, intoErrorCases)
+	for i, c := range cases {
 		sub := fmt.Sprintf("case%02d", i)
 		path, err := filepath.Abs(filepath.Join(dir, sub, "case.go"))
 		if err != nil {
@@ -205,13 +265,20 @@ var (
 	for _, p := range pkgs {
 		byPath[p.PkgPath] = p
 	}
-	for i, c := range errorCases {
-		t.Run(c.name, func(t *testing.T) {
+	for i, c := range cases {
+		name := c.name
+		if i >= len(errorCases) {
+			name = "into/" + name
+		}
+		t.Run(name, func(t *testing.T) {
 			pkg := byPath[fmt.Sprintf("github.com/mpbridge/mpbridge/cmd/mpgen/testdata/errs/case%02d", i)]
 			if pkg == nil {
 				t.Fatal("package not loaded")
 			}
 			var cfg config
+			if i >= len(errorCases) {
+				cfg.outDir = into
+			}
 			if c.types != "" {
 				cfg.types = strings.Split(c.types, ",")
 			}
@@ -227,7 +294,7 @@ var (
 			if c.name == "several errors" && strings.Index(err.Error(), "Bad.A") > strings.Index(err.Error(), "Bad.B") {
 				t.Errorf("errors are not in source order:\n%v", err)
 			}
-			if c.types == "" && !strings.HasPrefix(err.Error(), "mpgen:") && !strings.Contains(err.Error(), "case.go:") {
+			if c.types == "" && !strings.HasPrefix(err.Error(), "mpgen:") && !strings.Contains(err.Error(), ".go:") {
 				t.Errorf("error has no position:\n%v", err)
 			}
 		})

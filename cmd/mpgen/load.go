@@ -9,6 +9,7 @@ import (
 	"go/parser"
 	"go/token"
 	"go/types"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -31,6 +32,7 @@ type config struct {
 	patterns []string          // packages to load
 	types    []string          // -type, or nil for the marked types
 	output   string            // -o
+	outDir   string            // -out
 	prefix   string            // -prefix
 	overlay  map[string][]byte // file contents by absolute path, for tests
 }
@@ -74,9 +76,19 @@ type directives struct {
 	name   string
 }
 
+// A target is the package a generated file belongs to: the interfaces'
+// own package, or the one in -out, in which case the file imports the
+// interfaces' package and qualifies its names.
+type target struct {
+	name  string                    // package name
+	own   bool                      // the interfaces' package itself
+	decls map[string]token.Position // package-level names its other files declare
+}
+
 // generator builds the model of one package.
 type generator struct {
 	pkg    *packages.Package
+	target *target
 	dirs   map[*types.TypeName]directives
 	gen    map[*types.TypeName]*genType
 	order  []*genType
@@ -94,15 +106,7 @@ func generate(cfg config) ([]outFile, error) {
 	if cfg.output != "" && len(pkgs) > 1 {
 		return nil, fmt.Errorf("mpgen: -o needs exactly one package, not %d", len(pkgs))
 	}
-	var files []outFile
-	for _, pkg := range pkgs {
-		f, err := generatePackage(pkg, cfg, stale)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, f)
-	}
-	return files, nil
+	return generatePackages(pkgs, cfg, stale)
 }
 
 // load loads the packages of cfg with their syntax and types.
@@ -126,33 +130,231 @@ func load(cfg config) ([]*packages.Package, *staleFiles, error) {
 
 // generatePackage returns the generated file of pkg.
 func generatePackage(pkg *packages.Package, cfg config, stale *staleFiles) (outFile, error) {
-	var msgs []string
-	for _, e := range pkg.Errors {
-		if !stale.explains(pkg, e) {
-			msgs = append(msgs, e.Error())
-		}
-	}
-	if len(msgs) > 0 {
-		return outFile{}, fmt.Errorf("mpgen: cannot load %s:\n%s", pkg.PkgPath, strings.Join(msgs, "\n"))
-	}
-	g := &generator{pkg: pkg, gen: map[*types.TypeName]*genType{}, checks: map[*types.Named]string{}}
-	if err := g.build(cfg.types); err != nil {
-		return outFile{}, err
-	}
-	src, err := g.emit(cfg.prefix)
+	files, err := generatePackages([]*packages.Package{pkg}, cfg, stale)
 	if err != nil {
 		return outFile{}, err
 	}
+	return files[0], nil
+}
+
+// generatePackages returns the generated files of pkgs, one each.
+func generatePackages(pkgs []*packages.Package, cfg config, stale *staleFiles) ([]outFile, error) {
+	paths := make([]string, len(pkgs))
+	writing := map[string]string{} // absolute output path: package
+	for i, pkg := range pkgs {
+		var msgs []string
+		for _, e := range pkg.Errors {
+			if !stale.explains(pkg, e) {
+				msgs = append(msgs, e.Error())
+			}
+		}
+		if len(msgs) > 0 {
+			return nil, fmt.Errorf("mpgen: cannot load %s:\n%s", pkg.PkgPath, strings.Join(msgs, "\n"))
+		}
+		path, err := outputPath(pkg, cfg)
+		if err != nil {
+			return nil, err
+		}
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, fmt.Errorf("mpgen: %w", err)
+		}
+		if other, dup := writing[abs]; dup {
+			return nil, fmt.Errorf("mpgen: packages %s and %s would both be generated into %s; run mpgen once for each, with -o", other, pkg.PkgPath, path)
+		}
+		writing[abs] = pkg.PkgPath
+		paths[i] = path
+	}
+	var other *target // the package of -out, unless it is the interfaces' own
+	emitters := make([]*emitter, len(pkgs))
+	for i, pkg := range pkgs {
+		t, err := targetOf(pkg, cfg, &other)
+		if err != nil {
+			return nil, err
+		}
+		if !t.own {
+			if err := checkOverwrite(paths[i], cfg.overlay); err != nil {
+				return nil, err
+			}
+		}
+		g := &generator{pkg: pkg, target: t, gen: map[*types.TypeName]*genType{}, checks: map[*types.Named]string{}}
+		if err := g.build(cfg.types); err != nil {
+			return nil, err
+		}
+		emitters[i] = newEmitter(g, cfg.prefix)
+	}
+	// Files generated into one package in this run must not declare the
+	// same names.
+	for i, e := range emitters {
+		for j, o := range emitters {
+			if i != j && e.g.target == o.g.target {
+				e.siblings = append(e.siblings, o)
+			}
+		}
+	}
+	files := make([]outFile, len(pkgs))
+	for i, e := range emitters {
+		src, err := e.emit()
+		if err != nil {
+			return nil, err
+		}
+		files[i] = outFile{paths[i], src}
+	}
+	return files, nil
+}
+
+// outputPath returns the path of the file generated for pkg: -o, else
+// <package>_mpgen.go in -out or in the package's own directory.
+func outputPath(pkg *packages.Package, cfg config) (string, error) {
 	path := cfg.output
 	switch {
+	case path == "" && cfg.outDir != "":
+		path = filepath.Join(cfg.outDir, pkg.Name+"_mpgen.go")
 	case path == "" && len(pkg.GoFiles) == 0:
-		return outFile{}, fmt.Errorf("mpgen: package %s has no Go files", pkg.PkgPath)
+		return "", fmt.Errorf("mpgen: package %s has no Go files", pkg.PkgPath)
 	case path == "":
-		path = filepath.Join(filepath.Dir(pkg.GoFiles[0]), pkg.Name+"_mpgen.go")
-	case cfg.dir != "" && !filepath.IsAbs(path):
+		return filepath.Join(filepath.Dir(pkg.GoFiles[0]), pkg.Name+"_mpgen.go"), nil
+	}
+	if cfg.dir != "" && !filepath.IsAbs(path) {
 		path = filepath.Join(cfg.dir, path)
 	}
-	return outFile{path, src}, nil
+	return path, nil
+}
+
+// targetOf returns the package that the file generated for pkg belongs
+// to: pkg itself, or the package in -out, which it reads once into
+// *other.
+func targetOf(pkg *packages.Package, cfg config, other **target) (*target, error) {
+	own := func() *target {
+		t := &target{name: pkg.Name, own: true, decls: map[string]token.Position{}}
+		scope := pkg.Types.Scope()
+		for _, name := range scope.Names() {
+			t.decls[name] = pkg.Fset.Position(scope.Lookup(name).Pos())
+		}
+		return t
+	}
+	if cfg.outDir == "" || len(pkg.GoFiles) == 0 {
+		return own(), nil
+	}
+	dir := cfg.outDir
+	if cfg.dir != "" && !filepath.IsAbs(dir) {
+		dir = filepath.Join(cfg.dir, dir)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("mpgen: %w", err)
+	}
+	if sameDir(dir, filepath.Dir(pkg.GoFiles[0])) {
+		return own(), nil
+	}
+	if *other == nil {
+		if *other, err = loadTarget(dir, cfg.overlay); err != nil {
+			return nil, err
+		}
+	}
+	return *other, nil
+}
+
+// sameDir reports whether a and b, absolute, are the same directory.
+func sameDir(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ra, errA := filepath.EvalSymlinks(a)
+	rb, errB := filepath.EvalSymlinks(b)
+	return errA == nil && errB == nil && ra == rb
+}
+
+// loadTarget reads the package in dir that -out generates into: its name
+// and the package-level names its files declare. It is not type-checked:
+// it imports the interfaces' packages, and needs only to parse. Like the
+// interfaces' own package, it is read without the files mpgen generated,
+// which may be stale, except for its name if they alone have one.
+func loadTarget(dir string, overlay map[string][]byte) (*target, error) {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("mpgen: -out: %s is not a directory", dir)
+	}
+	pkgs, err := packages.Load(&packages.Config{Mode: packages.NeedName | packages.NeedFiles, Dir: dir, Overlay: overlay}, ".")
+	if err != nil {
+		return nil, fmt.Errorf("mpgen: -out: %w", err)
+	}
+	t := &target{decls: map[string]token.Position{}}
+	var generated string // the package name of the generated files
+	fset := token.NewFileSet()
+	for _, p := range pkgs {
+		for _, path := range p.GoFiles {
+			src, err := readFile(path, overlay)
+			if err != nil {
+				return nil, fmt.Errorf("mpgen: %w", err)
+			}
+			if bytes.HasPrefix(src, []byte(header+"\n")) {
+				if f, err := parser.ParseFile(fset, path, src, parser.PackageClauseOnly); err == nil {
+					generated = f.Name.Name
+				}
+				continue
+			}
+			f, err := parser.ParseFile(fset, path, src, parser.SkipObjectResolution)
+			if err != nil {
+				return nil, fmt.Errorf("mpgen: %w", err)
+			}
+			t.name = f.Name.Name
+			for _, decl := range f.Decls {
+				switch d := decl.(type) {
+				case *ast.FuncDecl:
+					if d.Recv == nil && d.Name.Name != "init" {
+						t.decls[d.Name.Name] = fset.Position(d.Name.Pos())
+					}
+				case *ast.GenDecl:
+					for _, spec := range d.Specs {
+						switch s := spec.(type) {
+						case *ast.TypeSpec:
+							t.decls[s.Name.Name] = fset.Position(s.Name.Pos())
+						case *ast.ValueSpec:
+							for _, n := range s.Names {
+								t.decls[n.Name] = fset.Position(n.Pos())
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	delete(t.decls, "_")
+	if t.name == "" {
+		t.name = generated
+	}
+	if t.name == "" {
+		// A directory without Go files: its name, as is the custom.
+		t.name = filepath.Base(dir)
+		if !token.IsIdentifier(t.name) {
+			return nil, fmt.Errorf("mpgen: -out: %s has no Go files to take the package name from, and its own name is none: add a file with the package clause", dir)
+		}
+	}
+	return t, nil
+}
+
+// checkOverwrite fails if path is a file that mpgen did not generate.
+func checkOverwrite(path string, overlay map[string][]byte) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("mpgen: %w", err)
+	}
+	if fi, err := os.Stat(abs); err == nil && !fi.Mode().IsRegular() {
+		return nil // such as /dev/stdout
+	}
+	src, err := readFile(abs, overlay)
+	if err == nil && !bytes.HasPrefix(src, []byte(header+"\n")) {
+		return fmt.Errorf("mpgen: %s exists and was not generated by mpgen; not overwriting it", path)
+	}
+	return nil
+}
+
+// readFile reads path, or its overlay.
+func readFile(path string, overlay map[string][]byte) ([]byte, error) {
+	if src, ok := overlay[path]; ok {
+		return src, nil
+	}
+	return os.ReadFile(path)
 }
 
 // staleFiles tracks the files mpgen generated earlier in the packages it
@@ -332,6 +534,11 @@ func (g *generator) add(tn *types.TypeName) {
 	}
 	g.gen[tn] = gt
 	g.order = append(g.order, gt)
+	if !g.target.own && !tn.Exported() {
+		g.errorf(tn.Pos(), "%s: is unexported, so package %s, where mpgen generates, cannot name it: export it, or generate into package %s",
+			tn.Name(), g.target.name, g.pkg.Name)
+		return
+	}
 	named, _ := tn.Type().(*types.Named)
 	if tn.IsAlias() || named == nil {
 		g.errorf(tn.Pos(), "%s: is an alias; generate the type it stands for", tn.Name())
@@ -469,14 +676,29 @@ func isTime(t types.Type) bool {
 	return ok && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == "time" && n.Obj().Name() == "Time"
 }
 
-// typeString prints t for messages, qualifying names of other packages.
+// typeString prints t for messages, qualifying names of other packages
+// than the one generated into.
 func (g *generator) typeString(t types.Type) string {
 	return types.TypeString(t, func(p *types.Package) string {
-		if p == g.pkg.Types {
+		if p == g.pkg.Types && g.target.own {
 			return ""
 		}
 		return p.Name()
 	})
+}
+
+// unnameable reports why the generated file cannot name the type o, or
+// "" if it can.
+func (g *generator) unnameable(o types.Object, ts string) string {
+	switch {
+	case o.Exported() || o.Pkg() == nil:
+		return ""
+	case o.Pkg() != g.pkg.Types:
+		return fmt.Sprintf("type %s is unexported in another package", ts)
+	case !g.target.own:
+		return fmt.Sprintf("type %s is unexported, so package %s, where mpgen generates, cannot name it", ts, g.target.name)
+	}
+	return ""
 }
 
 // check reports why values of type t cannot cross a connection, or "" if
@@ -486,8 +708,8 @@ func (g *generator) check(t types.Type) string {
 	ts := g.typeString(t)
 	switch t := t.(type) {
 	case *types.Alias:
-		if o := t.Obj(); o.Pkg() != nil && o.Pkg() != g.pkg.Types && !o.Exported() {
-			return fmt.Sprintf("type %s is unexported in another package", ts)
+		if why := g.unnameable(t.Obj(), ts); why != "" {
+			return why
 		}
 		return g.check(types.Unalias(t))
 	case *types.Named:
@@ -553,8 +775,8 @@ func (g *generator) checkNamed(t *types.Named) string {
 		}
 		return fmt.Sprintf("type %s is not supported", ts)
 	}
-	if o.Pkg() != g.pkg.Types && !o.Exported() {
-		return fmt.Sprintf("type %s is unexported in another package", ts)
+	if why := g.unnameable(o, ts); why != "" {
+		return why
 	}
 	if isTime(t) {
 		return ""

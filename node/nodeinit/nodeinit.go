@@ -19,6 +19,8 @@ import (
 )
 
 // Init is the bootstrap interface of a node process.
+//
+//mpgen:interface
 type Init interface {
 	// MakeNode returns the node's Node (the same one each time).
 	MakeNode(ctx context.Context) (node.Node, error)

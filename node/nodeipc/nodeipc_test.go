@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -302,5 +303,34 @@ func TestAttachedWalletDetaches(t *testing.T) {
 	names = must[[]string](t)(must[wallet.WalletLoader](t)(w.gui.MakeWalletLoader(ctx)).ListWallets(ctx))
 	if len(names) != 0 {
 		t.Fatalf("wallets %v", names)
+	}
+}
+
+// TestGeneratedBindings guards against a silent fall back to reflection:
+// every interface of node, nodeinit and wallet is proxied and served by
+// the code mpgen generated into nodeipc and walletipc.
+func TestGeneratedBindings(t *testing.T) {
+	r := bridge.NewRemote(nil, "s1")
+	typeOf := func(v any, err error) string {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%T", v)
+	}
+	for _, c := range []struct{ got, want string }{
+		{typeOf(callbacks.Import[nodeinit.Init](r)), "nodeipc.initProxy"},
+		{typeOf(callbacks.Import[node.Node](r)), "nodeipc.nodeProxy"},
+		{typeOf(callbacks.Import[node.Chain](r)), "nodeipc.chainProxy"},
+		{typeOf(callbacks.Import[node.ChainNotifications](r)), "nodeipc.chainNotificationsProxy"},
+		{typeOf(callbacks.Import[node.Handler](r)), "nodeipc.handlerProxy"},
+		{typeOf(callbacks.Import[wallet.Init](r)), "walletipc.initProxy"},
+		{typeOf(callbacks.Import[wallet.WalletLoader](r)), "walletipc.walletLoaderProxy"},
+		{typeOf(callbacks.Import[wallet.Wallet](r)), "walletipc.walletProxy"},
+		{typeOf(callbacks.Export[nodeinit.Init](nodeinit.New(nil)), nil), "*nodeipc.initObject"},
+		{typeOf(callbacks.Export[wallet.Init](&wallet.Service{}), nil), "*walletipc.initObject"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %s, want %s", c.got, c.want)
+		}
 	}
 }
