@@ -42,7 +42,8 @@ type Table struct {
 	MaxExports int
 
 	mu      sync.Mutex
-	seq     uint64
+	seq     uint64 // last id number minted
+	created uint64 // creation order of exports, for DropAll
 	rng     *mrand.ChaCha8
 	exports map[string]*export
 	byKey   map[any]string
@@ -123,8 +124,8 @@ func (t *Table) SetBootstrap(obj any, iface string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.init()
-	t.seq++
-	t.exports[Bootstrap] = &export{id: Bootstrap, obj: obj, iface: iface, refs: 1, order: t.seq}
+	t.created++
+	t.exports[Bootstrap] = &export{id: Bootstrap, obj: obj, iface: iface, refs: 1, order: t.created}
 }
 
 // Export adds one reference to obj and returns its id. A non-nil key
@@ -145,7 +146,8 @@ func (t *Table) Export(obj any, key any, iface string) (string, error) {
 		return "", fmt.Errorf("%w (%d)", ErrLimit, t.MaxExports)
 	}
 	id := t.mint()
-	t.exports[id] = &export{id: id, obj: obj, key: key, iface: iface, refs: 1, order: t.seq}
+	t.created++
+	t.exports[id] = &export{id: id, obj: obj, key: key, iface: iface, refs: 1, order: t.created}
 	if key != nil {
 		t.byKey[key] = id
 	}
