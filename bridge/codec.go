@@ -298,6 +298,27 @@ func (c *Conn) marshalValue(v any) ([]byte, []string, error) {
 	if v == nil {
 		return []byte("null"), nil, nil
 	}
+	switch v.(type) {
+	case *Remote, Proxy, Object:
+		// The whole value is an object: there is no field whose static
+		// type the marshaler could see, so export it here.
+		rv := reflect.ValueOf(v)
+		if rv.Kind() == reflect.Pointer && rv.IsNil() {
+			return []byte("null"), nil, nil
+		}
+		id, ok, err := c.exportValue(rv.Type(), rv)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			b, _ := jsontext.AppendQuote([]byte(`{"$handle":`), id)
+			var exported []string
+			if c.ownID(id) {
+				exported = []string{id}
+			}
+			return append(b, '}'), exported, nil
+		}
+	}
 	if !mayHoldHandles(reflect.TypeOf(v)) {
 		b, err := json.Marshal(v, strict)
 		return b, nil, err

@@ -44,6 +44,7 @@ type Table struct {
 	mu      sync.Mutex
 	seq     uint64 // last id number minted
 	created uint64 // creation order of exports, for DropAll
+	live    int    // exports not yet dead
 	rng     *mrand.ChaCha8
 	exports map[string]*export
 	byKey   map[any]string
@@ -125,6 +126,7 @@ func (t *Table) SetBootstrap(obj any, iface string) {
 	defer t.mu.Unlock()
 	t.init()
 	t.created++
+	t.live++
 	t.exports[Bootstrap] = &export{id: Bootstrap, obj: obj, iface: iface, refs: 1, order: t.created}
 }
 
@@ -142,10 +144,11 @@ func (t *Table) Export(obj any, key any, iface string) (string, error) {
 			return id, nil
 		}
 	}
-	if t.MaxExports > 0 && len(t.exports) >= t.MaxExports {
+	if t.MaxExports > 0 && t.live >= t.MaxExports {
 		return "", fmt.Errorf("%w (%d)", ErrLimit, t.MaxExports)
 	}
 	id := t.mint()
+	t.live++
 	t.created++
 	t.exports[id] = &export{id: id, obj: obj, key: key, iface: iface, refs: 1, order: t.created}
 	if key != nil {
@@ -254,6 +257,7 @@ func (t *Table) Release(id string, n int) (Dropped, bool, error) {
 		return Dropped{}, false, err
 	}
 	e.dead = true
+	t.live--
 	if e.key != nil {
 		delete(t.byKey, e.key)
 	}
@@ -281,6 +285,7 @@ func (t *Table) DropAll() []Dropped {
 	clear(t.exports)
 	clear(t.byKey)
 	clear(t.imports)
+	t.live = 0
 	return out
 }
 
