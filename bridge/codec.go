@@ -253,19 +253,30 @@ func (c *Conn) resolve(id string, t reflect.Type, pool map[string]int) (reflect.
 }
 
 // mayHoldHandles reports whether values of type t can contain handles.
+// Results are cached per type; a type is only cached once fully worked out,
+// so a concurrent first use never sees a half-computed answer.
 func mayHoldHandles(t reflect.Type) bool {
 	if v, ok := handleTypes.Load(t); ok {
 		return v.(bool)
 	}
-	handleTypes.Store(t, false) // breaks cycles in recursive types
-	r := computeHandles(t)
+	r := computeHandles(t, map[reflect.Type]bool{})
 	handleTypes.Store(t, r)
 	return r
 }
 
 var handleTypes sync.Map
 
-func computeHandles(t reflect.Type) bool {
+// computeHandles works mayHoldHandles out; visiting breaks the cycles of
+// recursive types.
+func computeHandles(t reflect.Type, visiting map[reflect.Type]bool) bool {
+	if v, ok := handleTypes.Load(t); ok {
+		return v.(bool)
+	}
+	if visiting[t] {
+		return false
+	}
+	visiting[t] = true
+	defer delete(visiting, t)
 	if t == remoteType || t.Implements(proxyType) || t.Implements(objectType) || t == jsontextValue || t == rawMessageType {
 		return true
 	}
@@ -274,16 +285,18 @@ func computeHandles(t reflect.Type) bool {
 		return t != errType
 	case reflect.Func:
 		return true
-	case reflect.Pointer, reflect.Slice, reflect.Array:
+	case reflect.Pointer:
+		return reflect.PointerTo(t.Elem()).Implements(objectType) || computeHandles(t.Elem(), visiting)
+	case reflect.Slice, reflect.Array:
 		if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
 			return false
 		}
-		return mayHoldHandles(t.Elem())
+		return computeHandles(t.Elem(), visiting)
 	case reflect.Map:
-		return mayHoldHandles(t.Elem())
+		return computeHandles(t.Elem(), visiting)
 	case reflect.Struct:
 		for i := range t.NumField() {
-			if f := t.Field(i); f.IsExported() && mayHoldHandles(f.Type) {
+			if f := t.Field(i); f.IsExported() && computeHandles(f.Type, visiting) {
 				return true
 			}
 		}

@@ -82,6 +82,9 @@ type methodInfo struct {
 	ptypes []reflect.Type
 	result reflect.Type // nil if none
 	hasErr bool
+	// args is a struct type with one field per parameter, tagged with its
+	// wire name, for encoding the params of a call without a map.
+	args reflect.Type
 }
 
 type funcInfo struct {
@@ -188,6 +191,15 @@ func newMethod(goName string, index int, mt reflect.Type, names []string) (*meth
 		seen[n] = true
 	}
 	mi.params = names
+	fields := make([]reflect.StructField, len(names))
+	for i, n := range names {
+		fields[i] = reflect.StructField{
+			Name: fmt.Sprintf("P%d", i),
+			Type: mi.ptypes[i],
+			Tag:  reflect.StructTag(fmt.Sprintf("json:%q", n)),
+		}
+	}
+	mi.args = reflect.StructOf(fields)
 	outs := mt.NumOut()
 	if outs > 0 && mt.Out(outs-1) == errType {
 		mi.hasErr = true

@@ -110,12 +110,11 @@ func makeFuncProxy(fi *funcInfo, r *bridge.Remote) reflect.Value {
 			}
 			in = in[1:]
 		}
-		params := make(map[string]any, len(in))
+		args := reflect.New(mi.args)
 		for i, v := range in {
-			ptr := reflect.New(mi.ptypes[i])
-			ptr.Elem().Set(v)
-			params[mi.params[i]] = ptr.Interface()
+			args.Elem().Field(i).Set(v)
 		}
+		params := args.Interface()
 		var res reflect.Value
 		var resPtr any
 		if mi.result != nil {
