@@ -146,10 +146,11 @@ type Conn struct {
 	nq     queue
 	done   chan struct{}
 
-	work      chan job    // hands calls and the reader's turn to idle workers
-	runHere   *serverCall // a request the reader runs itself (reader only)
-	encStates sync.Pool   // *encodeState
-	decStates sync.Pool   // *decodeState
+	work      chan job     // hands calls and the reader's turn to idle workers
+	runHere   *serverCall  // a request the reader runs itself (reader only)
+	bad       atomic.Int64 // messages that were not JSON-RPC
+	encStates sync.Pool    // *encodeState
+	decStates sync.Pool    // *decodeState
 	readEnd   chan struct{}
 
 	mu          sync.Mutex
@@ -225,6 +226,7 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 	c.cancelled = make(map[string]struct{})
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.fw.w = w
+	c.fw.sem = make(chan struct{}, 1)
 	c.fw.mode.Store(int32(o.Framing))
 	if o.Framing == FramingAuto {
 		c.fw.mode.Store(int32(FramingLines))
@@ -349,6 +351,7 @@ func (c *Conn) readTurn() *serverCall {
 		if err != nil {
 			var fe *frameError
 			if errors.As(err, &fe) {
+				c.badInput(fe.message, fe.input)
 				c.reply(appendErrorResponse(nil, nil, &Error{Code: fe.code, Message: fe.message}))
 				continue
 			}
@@ -357,6 +360,12 @@ func (c *Conn) readTurn() *serverCall {
 			return nil
 		}
 		b = bytes.TrimLeft(b, " \t\r\n")
+		if len(b) == 0 {
+			// An empty LSP body.
+			c.badInput("empty message", "")
+			c.reply(appendErrorResponse(nil, nil, &Error{Code: CodeParseError, Message: "parse error: empty message"}))
+			continue
+		}
 		msg := bytes.Clone(b)
 		if msg[0] == '[' {
 			c.handleBatch(msg)
@@ -368,6 +377,15 @@ func (c *Conn) readTurn() *serverCall {
 			c.handRead()
 			return sc
 		}
+	}
+}
+
+// badInput logs input that is not JSON-RPC: the first few, then one in a
+// thousand, so that a flood of garbage cannot flood the log too.
+func (c *Conn) badInput(what, input string) {
+	n := c.bad.Add(1)
+	if n <= 10 || n%1000 == 0 {
+		c.log.Warn("bad input from peer", "peer", c.opts.Name, "error", what, "input", input, "count", n)
 	}
 }
 

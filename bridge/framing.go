@@ -2,11 +2,11 @@ package bridge
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
-	"sync"
 	"sync/atomic"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -49,6 +49,7 @@ const maxHeader = 8 << 10
 type frameError struct {
 	code    int
 	message string
+	input   string // the start of the offending input, for the log
 }
 
 func (e *frameError) Error() string { return e.message }
@@ -136,7 +137,9 @@ func (fr *frameReader) next() ([]byte, error) {
 	if fr.mode == FramingAuto {
 		c := fr.buf[fr.r]
 		mode := FramingLines
-		if isHeaderStart(c) && fr.looksLikeHeader() {
+		if isHeaderStart(c) && (fr.hasPrefixFold("content-length:") || fr.hasPrefixFold("content-type:")) {
+			// Only LSP's own headers select LSP framing: a banner such as
+			// "Warning: ..." is a bad line in a line-framed stream.
 			mode = FramingLSP
 		}
 		fr.mode = mode
@@ -155,36 +158,12 @@ func (fr *frameReader) next() ([]byte, error) {
 				return nil, err
 			}
 		}
-		return nil, &frameError{codeInvalidRequest, "invalid request: LSP header in a line-framed stream"}
+		return nil, &frameError{codeInvalidRequest, "invalid request: LSP header in a line-framed stream", ""}
 	}
 	return fr.nextValue()
 }
 
 func isHeaderStart(c byte) bool { return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' }
-
-// looksLikeHeader reports whether the line at r starts with "Token:".
-func (fr *frameReader) looksLikeHeader() bool {
-	for i := fr.r; ; i++ {
-		for i >= fr.w {
-			if i-fr.r > maxHeader {
-				return false
-			}
-			shift, ok := fr.fill(fr.r)
-			i -= shift
-			if !ok {
-				return false
-			}
-		}
-		c := fr.buf[i]
-		switch {
-		case c == ':':
-			return i > fr.r
-		case c == '-' || isHeaderStart(c) || c >= '0' && c <= '9':
-		default:
-			return false
-		}
-	}
-}
 
 // hasPrefixFold reports whether the input at r starts with p (lower case),
 // ignoring case, reading more input if needed.
@@ -258,7 +237,7 @@ func (fr *frameReader) nextValue() ([]byte, error) {
 				if failure == "" {
 					failure = "unexpected end of input inside a value"
 				}
-				return nil, &frameError{codeParseError, "parse error: " + failure}
+				return nil, &frameError{codeParseError, "parse error: " + failure, ""}
 			}
 			continue
 		}
@@ -278,7 +257,7 @@ func (fr *frameReader) nextValue() ([]byte, error) {
 				}
 			case c == '\n':
 				failure = "newline inside a string"
-				return fr.skipLine(pos, failure)
+				return fr.skipLine(start, pos, failure)
 			}
 			pos++
 			continue
@@ -290,7 +269,7 @@ func (fr *frameReader) nextValue() ([]byte, error) {
 				}
 				if !jsontext.Value(fr.buf[start:pos]).IsValid() {
 					// Garbage: one parse error for the rest of the line.
-					return fr.skipLine(pos, fmt.Sprintf("invalid token %q", truncate(fr.buf[start:pos], 40)))
+					return fr.skipLine(start, pos, fmt.Sprintf("invalid token %q", truncate(fr.buf[start:pos], 40)))
 				}
 				return fr.finish(start, pos, tooLarge)
 			}
@@ -315,10 +294,10 @@ func (fr *frameReader) nextValue() ([]byte, error) {
 				if tooLarge {
 					return nil, fr.tooLarge()
 				}
-				return nil, &frameError{codeParseError, "parse error: unterminated value before a new message"}
+				return nil, &frameError{codeParseError, "parse error: unterminated value before a new message", string(truncate(fr.buf[start:pos], 80))}
 			}
 			if len(stack) >= maxDepth {
-				return fr.skipLine(pos, fmt.Sprintf("nesting deeper than %d", maxDepth))
+				return fr.skipLine(start, pos, fmt.Sprintf("nesting deeper than %d", maxDepth))
 			}
 			stack = append(stack, c)
 		case '}', ']':
@@ -327,7 +306,7 @@ func (fr *frameReader) nextValue() ([]byte, error) {
 				open = '['
 			}
 			if stack[len(stack)-1] != open {
-				return fr.skipLine(pos, fmt.Sprintf("unexpected %q", c))
+				return fr.skipLine(start, pos, fmt.Sprintf("unexpected %q", c))
 			}
 			stack = stack[:len(stack)-1]
 			if len(stack) == 0 {
@@ -350,12 +329,13 @@ func (fr *frameReader) finish(start, end int, tooLarge bool) ([]byte, error) {
 }
 
 func (fr *frameReader) tooLarge() error {
-	return &frameError{codeInvalidRequest, fmt.Sprintf("invalid request: message exceeds the %d-byte limit", fr.max)}
+	return &frameError{codeInvalidRequest, fmt.Sprintf("invalid request: message exceeds the %d-byte limit", fr.max), ""}
 }
 
 // skipLine discards input through the next newline and reports a parse
 // error with the given reason.
-func (fr *frameReader) skipLine(pos int, reason string) ([]byte, error) {
+func (fr *frameReader) skipLine(start, pos int, reason string) ([]byte, error) {
+	input := string(truncate(fr.buf[start:fr.w], 80))
 	for {
 		if i := bytes.IndexByte(fr.buf[pos:fr.w], '\n'); i >= 0 {
 			fr.r = pos + i + 1
@@ -367,7 +347,7 @@ func (fr *frameReader) skipLine(pos int, reason string) ([]byte, error) {
 		}
 		pos = fr.r
 	}
-	return nil, &frameError{codeParseError, "parse error: " + reason}
+	return nil, &frameError{codeParseError, "parse error: " + reason, input}
 }
 
 // readLine returns the next line (without its line end) for header parsing;
@@ -407,7 +387,7 @@ func (fr *frameReader) nextLSP() ([]byte, error) {
 			if lines == 0 {
 				return nil, fr.readErr()
 			}
-			return nil, &frameError{codeParseError, "parse error: end of input inside an LSP header"}
+			return nil, &frameError{codeParseError, "parse error: end of input inside an LSP header", ""}
 		}
 		if long {
 			bad = "LSP header line too long"
@@ -452,7 +432,7 @@ func (fr *frameReader) nextLSP() ([]byte, error) {
 	for fr.w-fr.r < length {
 		if _, ok := fr.fill(fr.r); !ok {
 			fr.r = fr.w
-			return nil, &frameError{codeParseError, "parse error: end of input inside an LSP body"}
+			return nil, &frameError{codeParseError, "parse error: end of input inside an LSP body", ""}
 		}
 	}
 	body := fr.buf[fr.r : fr.r+length]
@@ -495,7 +475,7 @@ func (fr *frameReader) resync(reason string) error {
 			break
 		}
 	}
-	return &frameError{codeInvalidRequest, "invalid request: " + reason}
+	return &frameError{codeInvalidRequest, "invalid request: " + reason, ""}
 }
 
 func truncate(b []byte, n int) []byte {
@@ -508,17 +488,68 @@ func truncate(b []byte, n int) []byte {
 // frameWriter writes whole messages in the connection's framing. One
 // mutex keeps messages from interleaving.
 type frameWriter struct {
-	mu   sync.Mutex
+	sem  chan struct{} // the write lock: a channel, so waiting for it can be cancelled
 	w    io.Writer
 	mode atomic.Int32
 	err  error
 	hdr  []byte
 }
 
+func (fw *frameWriter) lock(ctx context.Context) error {
+	select {
+	case fw.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case fw.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (fw *frameWriter) unlock() { <-fw.sem }
+
 // write sends msgs, compact JSON values, in one write, each framed.
 func (fw *frameWriter) write(msgs ...[]byte) error {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
+	return fw.writeCtx(context.Background(), msgs...)
+}
+
+// bigWrite is the size above which a cancellable write goes on in the
+// background when its context ends, since a message cannot be cut short
+// without corrupting the stream.
+const bigWrite = 64 << 10
+
+// writeCtx is write whose wait for the write lock ends with ctx. A large
+// message whose context ends while it is being written is finished in the
+// background; writeCtx then returns the context's error.
+func (fw *frameWriter) writeCtx(ctx context.Context, msgs ...[]byte) error {
+	if err := fw.lock(ctx); err != nil {
+		return err
+	}
+	size := 0
+	for _, m := range msgs {
+		size += len(m)
+	}
+	if ctx.Done() == nil || size < bigWrite {
+		defer fw.unlock()
+		return fw.writeLocked(msgs)
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer fw.unlock()
+		done <- fw.writeLocked(msgs)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (fw *frameWriter) writeLocked(msgs [][]byte) error {
 	if fw.err != nil {
 		return fw.err
 	}

@@ -24,6 +24,8 @@ var fuzzSeeds = []string{
 	strings.Repeat("[", 200) + "\n",
 	`"x"` + "\n1\nnull\ntrue\n",
 	`{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}`,
+	"Content-Length: 0\r\n\r\nContent-Length: 2\r\n\r\n  ", // empty bodies used to crash the reader
+	"Warning: starting up\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1}\n",
 }
 
 // FuzzFrameReader checks that the reader never panics or loops, that

@@ -72,15 +72,23 @@ func (r *Remote) Notify(ctx context.Context, method string, params any) error {
 // Close gives back the references this Remote owns. Closing the peer's
 // bootstrap object releases "init", which shuts the peer down in order.
 // Close is idempotent.
-func (r *Remote) Close() error {
+func (r *Remote) Close() error { return r.CloseContext(context.Background()) }
+
+// CloseContext is Close whose wait to write the release ends with ctx (a
+// peer that stops reading can otherwise hold it up).
+func (r *Remote) CloseContext(ctx context.Context) error {
 	n := r.st.owned.Swap(0)
 	if n <= 0 {
 		return nil
 	}
 	if r.id == handles.Bootstrap {
-		return r.conn.notify(context.Background(), "", "release", map[string]string{"handle": handles.Bootstrap})
+		return r.conn.notify(ctx, "", "release", map[string]string{"handle": handles.Bootstrap})
 	}
-	r.conn.releaseImport(r.id, int(n))
+	if msg := r.conn.releaseMsg(r.id, int(n)); msg != nil {
+		if err := r.conn.fw.writeCtx(ctx, msg); err != nil && ctx.Err() != nil {
+			return cancelled(ctx.Err())
+		}
+	}
 	return nil
 }
 
@@ -138,7 +146,10 @@ func (c *Conn) notify(ctx context.Context, self, method string, params any) erro
 	if err != nil {
 		return err
 	}
-	if err := c.fw.write(b); err != nil {
+	if err := c.fw.writeCtx(ctx, b); err != nil {
+		if ctx.Err() != nil {
+			return cancelled(ctx.Err())
+		}
 		return c.closedErr()
 	}
 	return nil
@@ -195,7 +206,16 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 		c.mu.Unlock()
 		return err
 	}
-	if werr := c.fw.write(b); werr != nil {
+	if werr := c.fw.writeCtx(ctx, b); werr != nil {
+		if ctx.Err() != nil {
+			// Not written, or finishing in the background: either way the
+			// caller is gone. A late answer is dropped quietly.
+			c.mu.Lock()
+			delete(c.pending, key)
+			c.cancelled[key] = struct{}{}
+			c.mu.Unlock()
+			return cancelled(ctx.Err())
+		}
 		c.writeFailed(werr)
 		// The peer is most likely gone: give the reader a moment to see
 		// its end of input, so the error says how it ended.

@@ -89,6 +89,8 @@ func runChild(mode string) int {
 		return runServeChild(mode)
 	case "middle": // spawn a serving grandchild, print its pid, then block
 		return runMiddleChild()
+	case "garbage", "garbage-banner", "close-stdout", "middle-busy", "serve-noisy": // fault_test.go
+		return runFaultChild(mode)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown mode %q\n", mode)
 		return 2

@@ -141,6 +141,11 @@ func Spawn(name string, popts *Options, copts *bridge.Options) (*Child, error) {
 		o.Adapter = callbacks.Default.Adapter()
 	}
 	o.Name = fmt.Sprintf("%s[%d]", p.Name(), p.Pid())
+	if o.Framing == bridge.FramingAuto {
+		// The parent chooses the framing; a child's banner line must not
+		// switch it.
+		o.Framing = bridge.FramingLines
+	}
 	o.PeerError = func() *bridge.Error { return exitReport(p, 2*time.Second) }
 	c := &Child{proc: p}
 	c.conn = bridge.New(p.Stdout(), p.Stdin(), &o)
@@ -148,6 +153,9 @@ func Spawn(name string, popts *Options, copts *bridge.Options) (*Child, error) {
 	go c.watch()
 	return c, nil
 }
+
+// releaseWait bounds how long Close waits to write the release of init.
+const releaseWait = time.Second
 
 // eofGrace is how long after the child exits its output may stay open (a
 // grandchild that inherited it) before the connection stops reading.
@@ -217,7 +225,11 @@ func (c *Child) Call(ctx context.Context, method string, params, result any) err
 // after the Options graces), and closes the connection. It returns the
 // child's exit error, nil for status 0. It is safe to call more than once.
 func (c *Child) Close() error {
-	_ = c.init.Close()
+	// A child that does not read cannot hold Close up: the release of init
+	// gets a short while, then Stop closes stdin and escalates.
+	ctx, cancel := context.WithTimeout(context.Background(), releaseWait)
+	_ = c.init.CloseContext(ctx)
+	cancel()
 	err := c.proc.Stop()
 	_ = c.conn.Close()
 	return err
