@@ -351,14 +351,16 @@ func TestCloseFailsPendingAndDropsExports(t *testing.T) {
 	client, server := pair(t, svc, &bridge.Options{DrainTimeout: 100 * time.Millisecond}, nil)
 	in := initOf(t, client)
 	ctx := ctxT(t)
-	if _, err := in.NewCounter(ctx); err != nil {
+	c, err := in.NewCounter(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer callbacks.Release(c) // after Close: gives back nothing, fails nothing
 	errc := make(chan error, 1)
 	go func() { errc <- in.Sleep(ctx, 60_000) }()
 	eventually(t, "the call to start", func() bool { return inFlight(server) == 1 })
 	client.Close()
-	err := <-errc
+	err = <-errc
 	if bridge.ErrorCode(err) != bridge.CodeDisconnected || !errors.Is(err, bridge.ErrClosed) {
 		t.Fatalf("pending call: %v, want -32002", err)
 	}
@@ -567,6 +569,7 @@ func TestRPCHandles(t *testing.T) {
 	if err := client.Call(ctx, "rpc.handles", nil, &got); err != nil {
 		t.Fatal(err)
 	}
+	defer callbacks.Release(c)
 	id := c.(bridge.Proxy).BridgeRemote().ID()
 	found := false
 	for _, e := range got.Exports {
@@ -606,6 +609,7 @@ func TestForwardAcrossConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer callbacks.Release(ca)
 	ca.Add(ctx, 5)
 	// B reads A's counter: the parent exports its own c-handle to B that
 	// forwards to A; B never sees A's id.

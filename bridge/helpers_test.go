@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,13 +54,44 @@ func pair(t testing.TB, svc *testsvc.Service, sopts, copts *bridge.Options) (cli
 	if co.Logger == nil {
 		co.Logger = quiet
 	}
+	// H12: a proxy collected without being released fails the test.
+	var leaks leakLog
+	if co.OnLeak == nil {
+		co.OnLeak = leaks.add
+	}
+	if so.OnLeak == nil {
+		so.OnLeak = leaks.add
+	}
 	server = bridge.New(c2sR, s2cW, &so)
 	client = bridge.New(s2cR, c2sW, &co)
 	t.Cleanup(func() {
+		runtime.GC()
+		runtime.GC()
+		if l := leaks.list(); len(l) > 0 {
+			t.Errorf("proxies collected without release: %v", l)
+		}
 		client.Close()
 		server.Close()
 	})
 	return client, server
+}
+
+// leakLog records the handles of proxies collected without release.
+type leakLog struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (l *leakLog) add(id string) {
+	l.mu.Lock()
+	l.ids = append(l.ids, id)
+	l.mu.Unlock()
+}
+
+func (l *leakLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.ids...)
 }
 
 // initOf returns the typed proxy of the client's view of the server Init.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -700,4 +701,49 @@ func TestDemo(t *testing.T) {
 	if a, b := norm(out), norm(in); !slices.Equal(a, b) {
 		t.Errorf("the demo differs with -inproc:\n%s\n----\n%s", strings.Join(a, "\n"), strings.Join(b, "\n"))
 	}
+}
+
+// TestNodeDiesWalletFollows is L7 on the example: kill -9 of mpnode, in the
+// middle of the gui -> node -> wallet chain, ends the wallet it spawned
+// (its input ends), and the gui's calls fail with -32002 naming the node.
+func TestNodeDiesWalletFollows(t *testing.T) {
+	ctx := context.Background()
+	child, init := spawnNode(t)
+	loader := must[wallet.WalletLoader](t)(init.MakeWalletLoader(ctx))
+	defer callbacks.Release(loader)
+	w := must[wallet.Wallet](t)(loader.CreateWallet(ctx, "w"))
+	defer callbacks.Release(w)
+	n := must[node.Node](t)(init.MakeNode(ctx))
+	defer callbacks.Release(n)
+	npid := child.Process().Pid()
+	wpid := walletPid(t, npid)
+
+	if err := child.Process().Kill(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "mpwallet to exit after its parent died", func() bool {
+		return syscall.Kill(wpid, 0) == syscall.ESRCH || processState(wpid) == "Z"
+	})
+	_, err := n.GetBlockCount(ctx)
+	if codeOf(err) != bridge.CodeDisconnected || !strings.Contains(err.Error(), fmt.Sprintf("mpnode[%d] killed by signal 9", npid)) {
+		t.Fatalf("call to the dead node: %v", err)
+	}
+	if _, err := w.GetBalance(ctx); codeOf(err) != bridge.CodeDisconnected {
+		t.Fatalf("call to the wallet through the dead node: %v", err)
+	}
+}
+
+// processState returns the state letter of pid from /proc ("Z" for a
+// zombie), or "" if it is gone.
+func processState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	end := strings.LastIndexByte(s, ')')
+	if f := strings.Fields(s[end+1:]); end >= 0 && len(f) > 0 {
+		return f[0]
+	}
+	return ""
 }
