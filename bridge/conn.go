@@ -373,8 +373,11 @@ func (c *Conn) readTurn() *serverCall {
 			c.handleOne(msg, nil)
 		}
 		if sc := c.runHere; sc != nil {
+			// Run it here and keep reading afterwards if it is quick; if it
+			// is not (or calls the peer, see handOff), another goroutine
+			// takes over the reading.
 			c.runHere = nil
-			c.handRead()
+			sc.handoff = time.AfterFunc(handoffDelay, c.handRead)
 			return sc
 		}
 	}
@@ -979,6 +982,11 @@ func (c *Conn) worker(j job) {
 			}
 		}
 		j.call.run()
+		if h := j.call.handoff; h != nil && h.Stop() {
+			// Quick: no one else took over the reading; go on with it.
+			j = job{read: true}
+			continue
+		}
 		if t == nil {
 			t = time.NewTimer(workerIdle)
 		} else {
@@ -994,19 +1002,34 @@ func (c *Conn) worker(j job) {
 	}
 }
 
+// handoffDelay is how long the reader runs a request it took before
+// another goroutine takes over the reading. Most requests finish sooner,
+// and the reader then reads on with no goroutine woken at all; a request
+// that calls the peer hands the reading over at once (handOff).
+const handoffDelay = 50 * time.Microsecond
+
+// handOff passes the reading on now if sc was taken by the reader and the
+// reading has not been passed on yet.
+func (sc *serverCall) handOff() {
+	if h := sc.handoff; h != nil && h.Stop() {
+		sc.conn.handRead()
+	}
+}
+
 // serverCall is one request or notification being served.
 type serverCall struct {
-	conn   *Conn
-	in     *incoming
-	key    string
-	msg    *message
-	obj    Object
-	self   string
-	name   string
-	params *Params
-	occ    map[string]int
-	pins   []string // our own handles in the params, kept live for the call
-	ctx    context.Context
+	handoff *time.Timer // set when the reader runs the call itself
+	conn    *Conn
+	in      *incoming
+	key     string
+	msg     *message
+	obj     Object
+	self    string
+	name    string
+	params  *Params
+	occ     map[string]int
+	pins    []string // our own handles in the params, kept live for the call
+	ctx     context.Context
 }
 
 func (sc *serverCall) runSerial() { sc.run() }

@@ -235,10 +235,15 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 		c.mu.Unlock()
 		return c.closedErr()
 	}
-	// A notification handler waiting here lets queued requests start.
-	if sc, ok := ctx.Value(callKey{}).(*serverCall); ok && sc.msg.id == nil {
-		sc.conn.nq.enter()
-		defer sc.conn.nq.exit()
+	if sc, ok := ctx.Value(callKey{}).(*serverCall); ok {
+		// A handler that the reader took waits here: the reading must go
+		// on, or the answer would never be read.
+		sc.handOff()
+		// A notification handler waiting here lets queued requests start.
+		if sc.msg.id == nil {
+			sc.conn.nq.enter()
+			defer sc.conn.nq.exit()
+		}
 	}
 	select {
 	case m := <-p.ch:
