@@ -2,23 +2,30 @@ package bridge
 
 // Design notes (who owns what).
 //
-// A Conn has exactly one reader goroutine (readLoop). It decodes and routes
-// and never runs application code: responses go to the pending call that
-// waits for them; release and cancel take effect inline, so they are
-// ordered before anything the peer sent after them; each request starts in
-// a goroutine of its own (serve), so a handler that calls back into the
-// peer never blocks the reader and calls nest to any depth. Notifications
-// run one at a time, in order, on the notification queue (queue.go), and a
-// request that arrives behind a notification starts once it has run.
+// Reading is a role that one goroutine at a time holds (readTurn). The
+// reader decodes and routes: responses go to the pending call that waits
+// for them; release and cancel take effect inline, so they are ordered
+// before anything the peer sent after them; notifications run one at a
+// time, in order, on the notification queue (queue.go), and a request that
+// arrives behind a notification starts once it has run. A request with
+// nothing queued before it is run by the reader itself, with a timer armed
+// (handoffDelay): if the request is quick, the reader reads on and no
+// goroutine was woken; if it calls the peer (handOff) or the timer fires,
+// the reading role passes to an idle worker goroutine (worker), so a
+// handler that calls back into the peer never keeps the answer from being
+// read and calls nest to any depth. Other requests go straight to workers.
+// Workers keep their grown stacks and end after workerIdle or with the
+// connection.
 //
 // Replies that the reader produces itself (parse errors and the like) are
 // written by the reader, in order.
 //
 // All mutable state is under mu, except the handle tables (their own lock)
-// and the writer (its own lock). No lock is held while application code runs
-// or while writing. Shutdown has one path, finish, which runs once: it fails
-// every pending call, cancels running handlers, drops every export and
-// closes the streams; Wait reports why the connection ended.
+// and the writer (its own lock, which a caller can stop waiting for). No
+// lock is held while application code runs or while writing. Shutdown has
+// one path, finish, which runs once: it fails every pending call, cancels
+// running handlers, drops every export and closes the streams; Wait
+// reports why the connection ended.
 
 import (
 	"bytes"
@@ -857,7 +864,7 @@ func (c *Conn) dispatch(m *message, bt *batch) {
 		return
 	}
 	if bt == nil && !serial && c.nq.idle() {
-		// The reader runs it itself, after handing reading on.
+		// The reader runs it itself (see readTurn).
 		c.runHere = call
 		return
 	}

@@ -44,9 +44,10 @@
 //
 // # Concurrency and shutdown
 //
-// One goroutine at a time reads; it never blocks on application code:
-// each request runs in a goroutine of its own (the reader runs it after
-// handing reading to another goroutine), notifications run one at a time in
+// One goroutine at a time reads, and reading never waits long on
+// application code: requests run concurrently, the reader runs a request
+// itself and hands the reading to another goroutine as soon as the request
+// calls the peer or takes more than 50 µs, notifications run one at a time in
 // order, and an Object that implements Serial has its calls run one at a
 // time. Close ends a connection at once; Shutdown, a release of "init" by
 // the peer, or the end of input end it in order, answering every request
