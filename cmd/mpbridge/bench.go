@@ -241,18 +241,28 @@ type benchChild struct {
 	in   io.Closer
 }
 
-func startConn(cmdline []string) (*benchChild, error) {
-	cmd := exec.Command(cmdline[0], cmdline[1:]...)
+// startPipes starts name with args, its stdin and stdout as pipes and its
+// stderr forwarded to ours.
+func startPipes(name string, args ...string) (*exec.Cmd, io.WriteCloser, io.ReadCloser, error) {
+	cmd := exec.Command(name, args...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	return cmd, in, out, nil
+}
+
+func startConn(cmdline []string) (*benchChild, error) {
+	cmd, in, out, err := startPipes(cmdline[0], cmdline[1:]...)
+	if err != nil {
 		return nil, err
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -274,17 +284,8 @@ type rawChild struct {
 }
 
 func startRaw(self string) (*rawChild, error) {
-	cmd := exec.Command(self, "raw-echo")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	cmd, in, out, err := startPipes(self, "raw-echo")
 	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	return &rawChild{cmd: cmd, client: rawecho.NewClient(out, in), in: in}, nil
