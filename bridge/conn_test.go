@@ -335,15 +335,34 @@ func TestSubscriptionKeepsCallback(t *testing.T) {
 	if calls.Load() != 3 {
 		t.Fatalf("callback ran %d times, want 3", calls.Load())
 	}
-	if ex, _ := client.Handles(); len(ex) != 1 {
+	ex, _ := client.Handles()
+	if len(ex) != 1 {
 		t.Fatalf("client exports %v, want the one callback", ex)
 	}
+	fnID := ex[0].Handle
 	callbacks.Release(sub)
 	eventually(t, "the callback to be released", func() bool {
 		ex, _ := client.Handles()
 		_, im := server.Handles()
 		return len(ex) == 0 && len(im) == 0
 	})
+	if calls.Load() != 3 {
+		t.Fatalf("callbacks after unsubscribing: %d", calls.Load())
+	}
+	// C8: a late call on the released callback is refused, locally by the
+	// server's proxy and, on the wire, by the client that exported it.
+	err = bridge.NewRemote(server, fnID).Call(ctx, "Callback.call", map[string]int{"i": 9}, nil)
+	if bridge.ErrorCode(err) != bridge.CodeNoSuchHandle {
+		t.Fatalf("late callback through a stale proxy: %v, want -32001", err)
+	}
+	var resp any
+	err = server.Call(ctx, "Callback.call", map[string]any{"$self": fnID, "i": 9}, &resp)
+	if bridge.ErrorCode(err) != bridge.CodeNoSuchHandle {
+		t.Fatalf("late callback on the wire: %v, want -32001", err)
+	}
+	if calls.Load() != 3 {
+		t.Fatalf("a late callback ran: %d calls", calls.Load())
+	}
 }
 
 func TestCloseFailsPendingAndDropsExports(t *testing.T) {
