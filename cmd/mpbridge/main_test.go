@@ -266,3 +266,40 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// TestEOFWhileIdleIsCheap is L1: a child whose input ends while it is idle
+// exits 0 at once, having spent next to no CPU, and says nothing on stderr.
+func TestEOFWhileIdleIsCheap(t *testing.T) {
+	cmd := exec.Command(bin, "-serve")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the child did not exit after end of input")
+	}
+	// The whole process, start-up included: a busy loop after EOF would
+	// take far more.
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	t.Logf("CPU time of the whole child: %v", cpu)
+	if cpu > 500*time.Millisecond {
+		t.Errorf("the child used %v of CPU", cpu)
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr: %q", stderr.String())
+	}
+}
