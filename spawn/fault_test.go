@@ -477,7 +477,7 @@ func TestFaultStopContCancel(t *testing.T) {
 // whose request is stuck half-written (a 1 MiB echo) or a small call
 // queued behind it.
 //
-// BUG (bridge/remote.go call, bridge/framing.go frameWriter.write):
+// Regression, fixed (bridge/remote.go call, bridge/framing.go frameWriter.write):
 // Conn.call writes its request with a plain blocking write under the
 // connection's write lock and looks at its context only after the write
 // returns. With the child stopped the 1 MiB write blocks once the 64 KiB
@@ -685,7 +685,7 @@ func TestFaultGarbageStdout(t *testing.T) {
 // see (a stray print in the child); the parent answers them -32700 on the
 // child's stdin, where nobody looks, and should log them.
 //
-// BUG (bridge/conn.go readLoop): a frame error (parse error, oversize,
+// Regression, fixed (bridge/conn.go readLoop): a frame error (parse error, oversize,
 // invalid framing) is answered to the peer and not logged at any level,
 // so a child corrupting its protocol stream leaves no trace in the
 // parent (only a stray response with an id is logged).
@@ -708,7 +708,7 @@ func TestFaultGarbageIsLogged(t *testing.T) {
 // child prints a banner line before anything else, here "Warning:
 // starting up (...)". The parent must still complete calls.
 //
-// BUG (bridge/framing.go next, FramingAuto): the parent detects the
+// Regression, fixed (bridge/framing.go next, FramingAuto): the parent detects the
 // framing from the first bytes it receives, and "Warning: ..." has the
 // shape of an LSP header ("Token:"), so the reader switches to LSP
 // framing for good: the header block has no Content-Length (-32600), and
@@ -741,7 +741,7 @@ func TestFaultGarbageBanner(t *testing.T) {
 // blocks (see TestFaultStopCancelBlockedWrite); Close must still end the
 // child within its escalation bounds (CloseGrace + TermGrace + a little).
 //
-// BUG (spawn/serve.go Child.Close): Close first releases init, which
+// Regression, fixed (spawn/serve.go Child.Close): Close first releases init, which
 // writes a notification through the connection; that write waits for the
 // connection's write lock, held by the blocked 1 MiB write, so Close never
 // gets to Process.Stop (closing stdin, SIGTERM, SIGKILL): it hangs until
@@ -1025,7 +1025,7 @@ func TestFaultNoFDInheritanceRepeated(t *testing.T) {
 // endpoint goes on.
 // Run against a real child, because the failure is a crash.
 //
-// BUG (bridge/conn.go readTurn, formerly readLoop): the reader trims white
+// Regression, fixed (bridge/conn.go readTurn, formerly readLoop): the reader trims white
 // space from the message and then reads msg[0] without checking the
 // length, so an empty body panics ("index out of range [0] with length
 // 0") in the reader goroutine and kills the whole process: any peer, a

@@ -21,6 +21,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -776,7 +778,7 @@ func TestSpawnClose(t *testing.T) {
 // the parent when the parent closes it. The callback loop ends, the child
 // exits 0 and Close returns nil within bounds, every time.
 //
-// BUG: fails today in one of two ways, both shown deterministically by
+// Regression, fixed: failed in one of two ways, both shown deterministically by
 // smaller tests: "exited with status 1" (the parent's connection closes the
 // child's stdout when writing a callback's answer fails after Close closed
 // stdin: TestSpawnCloseWhileParentCallbackRuns), or, after 5 s, "killed by
@@ -861,7 +863,7 @@ func TestParentDeathEndsChild(t *testing.T) {
 // return nil (the child exits 0) and the child's call in flight must still
 // be answered.
 //
-// BUG (bridge/conn.go complete + spawn Child.Close): when the handler
+// Regression, fixed (bridge/conn.go complete + spawn Child.Close): when the handler
 // returns, writing its answer fails (Process.Stop closed stdin under the
 // connection), and complete calls finish, which closes the read end of the
 // child's stdout at once. The child's answer to the sleep then hits EPIPE,
@@ -944,7 +946,7 @@ func (l *lateCaller) Call(ctx context.Context, method string, p *bridge.Params) 
 // pending at end of input did (contract §3: end of input "fails the
 // endpoint's own calls still waiting for the peer's answers").
 //
-// BUG (bridge/conn.go call): Conn.call only refuses new calls once the
+// Regression, fixed (bridge/conn.go call): Conn.call only refuses new calls once the
 // connection is finished; during the drain after end of input it registers
 // the call, writes the request and waits for an answer that cannot come,
 // until the drain limit cancels it (-32800). With a child, that is the
@@ -1014,7 +1016,7 @@ func TestServeIgnoresSIGINT(t *testing.T) {
 // call fails with -32002 naming the child, its pid and its exit status,
 // with its stderr in data.
 //
-// BUG (bridge/remote.go call): when writing the request fails because the
+// Regression, fixed (bridge/remote.go call): when writing the request fails because the
 // child is gone (EPIPE) before the reader has processed the end of the
 // child's output, call returns closedErr() at once, and failErr is not set
 // yet (endOfInput sets it only after PeerError has returned), so the
@@ -1059,7 +1061,7 @@ func TestSpawnChildExitsAtOnce(t *testing.T) {
 // peer with -32800 (contract §5), so that late answer is expected and must
 // not be reported as a stray.
 //
-// BUG (bridge/remote.go call + conn.go route): call forgets the id when
+// Regression, fixed (bridge/remote.go call + conn.go route): call forgets the id when
 // its context ends, so route logs WARN "dropped response to no pending
 // call" for every cancelled call; with the default logger that is a line
 // on the parent's stderr per cancellation (and on a child's stderr,
@@ -1101,7 +1103,7 @@ func TestCancelledCallAnswerNotLogged(t *testing.T) {
 // with -32002 reporting the exit (the process is known to be gone), and
 // Close must return promptly.
 //
-// BUG (spawn/serve.go Spawn): nothing ties the connection to the process:
+// Regression, fixed (spawn/serve.go Spawn): nothing ties the connection to the process:
 // PeerError is only consulted when the reader reaches end of input, and
 // the reader waits on the stdout pipe that the grandchild still holds. So
 // the call to Init.exit never ends (here: until the grandchild is killed
@@ -1223,9 +1225,19 @@ func TestSpawnCloseSoak(t *testing.T) {
 	if testing.Short() {
 		n = 10
 	}
+	if soakDuration() > 0 {
+		n = 1000 // the long run: L15 in full
+	}
+	heap0, rss0 := liveHeap(), rssKiB()
 	base := openFDs(t)
 	for i := range n {
-		c, buf := spawnServe(t, "soak")
+		// Spawned directly, not through spawnServe, whose cleanup would
+		// keep every child alive until the test ends.
+		buf := &syncBuffer{}
+		c, err := Spawn(testExe(t), &Options{Name: "soak", Env: append(os.Environ(), childEnv+"=serve", raceEnv()), Stderr: buf}, &bridge.Options{Logger: quietLog})
+		if err != nil {
+			t.Fatalf("iteration %d: Spawn: %v", i, err)
+		}
 		var sum int64
 		if err := callWithin(t, timeout, c, "Init.add", map[string]int{"a": i, "b": 1}, &sum); err != nil || sum != int64(i+1) {
 			t.Fatalf("iteration %d: add = %d, %v", i, sum, err)
@@ -1246,13 +1258,44 @@ func TestSpawnCloseSoak(t *testing.T) {
 	if z := zombies(t); len(z) > 0 {
 		t.Errorf("unreaped children: %v", z)
 	}
+	heap := liveHeap()
+	t.Logf("%d spawn/call/close cycles: fds %d before and after; parent live heap %d B before, %d B after; RSS %d KiB before, %d KiB after", n, base, heap0, heap, rss0, rssKiB())
+	if heap > heap0+4<<20 {
+		t.Errorf("live heap grew by %d bytes over %d cycles", heap-heap0, n)
+	}
+}
+
+// liveHeap returns the bytes of live heap after a collection, having given
+// free memory back to the system.
+func liveHeap() uint64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// rssKiB returns this process's resident set size in KiB, or 0.
+func rssKiB() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			var kb int
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb
+		}
+	}
+	return 0
 }
 
 // TestDrainLimitMessage: a call cut off by the drain limit is answered
 // -32800 "call cancelled: shutdown drain limit of <d> reached", as
 // docs/PROTOCOL.md §8 documents.
 //
-// BUG (bridge/conn.go cancelRunning vs serverCall.run): cancelRunning
+// Regression, fixed (bridge/conn.go cancelRunning vs serverCall.run): cancelRunning
 // cancels the call's context first and only then claims the answer with
 // in.answered.CompareAndSwap; a handler that honours its context (Init.sleep)
 // can return in between, and run then answers with the plain "call
