@@ -851,7 +851,7 @@ func (c *Conn) dispatch(m *message, bt *batch) {
 		bt.begin()
 	}
 	call := &serverCall{conn: c, in: in, key: key, msg: m, obj: obj, self: self, name: name, occ: occ, ctx: ctx, pins: c.pinOwn(m.params),
-		params: &Params{conn: c, members: members, handles: len(occ) > 0 || hasOwnHandles(m.params, c)}}
+		params: &Params{conn: c, members: members, handles: len(occ) > 0 || (m.params != nil && mayHaveHandles(m.params))}}
 	start := func() { c.startCall(call) }
 	serial := false
 	if s, ok := obj.(Serial); ok && s.Serial() {
@@ -869,10 +869,6 @@ func (c *Conn) dispatch(m *message, bt *batch) {
 		return
 	}
 	c.nq.push(queued{start: start})
-}
-
-func hasOwnHandles(params jsontext.Value, c *Conn) bool {
-	return params != nil && mayHaveHandles(params)
 }
 
 // importHandles counts every peer handle in v into the import table and
