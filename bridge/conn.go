@@ -531,7 +531,7 @@ func (c *Conn) answerFromReader(bt *batch, b []byte) {
 func (c *Conn) handleOne(b []byte, bt *batch) {
 	m, id, perr := decodeMessage(b)
 	if perr != nil {
-		if perr.Code == CodeInvalidRequest && errorsIsDup(perr) {
+		if errors.Is(perr, jsontext.ErrDuplicateName) {
 			// The id may itself be the duplicate: answer to it only if
 			// the message has exactly one.
 			id = recoverID(b)
@@ -581,7 +581,6 @@ func (c *Conn) handleOne(b []byte, bt *batch) {
 	c.dispatch(&m, bt)
 }
 
-func errorsIsDup(e *Error) bool { return strings.Contains(e.Message, "duplicate") }
 
 // route delivers a response to the call waiting for it.
 func (c *Conn) route(m *message) {

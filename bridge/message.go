@@ -199,7 +199,7 @@ func trimJSONPrefix(err error) string {
 // a parse error.
 func decodeFailure(b []byte, err error) *Error {
 	if errors.Is(err, jsontext.ErrDuplicateName) {
-		return &Error{Code: CodeInvalidRequest, Message: "invalid request: " + trimJSONPrefix(err)}
+		return &Error{Code: CodeInvalidRequest, Message: "invalid request: " + trimJSONPrefix(err), cause: jsontext.ErrDuplicateName}
 	}
 	return parseError(err)
 }
