@@ -581,7 +581,6 @@ func (c *Conn) handleOne(b []byte, bt *batch) {
 	c.dispatch(&m, bt)
 }
 
-
 // route delivers a response to the call waiting for it.
 func (c *Conn) route(m *message) {
 	c.mu.Lock()
