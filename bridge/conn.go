@@ -153,12 +153,14 @@ type Conn struct {
 	nq     queue
 	done   chan struct{}
 
-	work      chan job     // hands calls and the reader's turn to idle workers
-	runHere   *serverCall  // a request the reader runs itself (reader only)
-	bad       atomic.Int64 // messages that were not JSON-RPC
-	encStates sync.Pool    // *encodeState
-	decStates sync.Pool    // *decodeState
-	readEnd   chan struct{}
+	work    chan job     // hands calls and the reader's turn to idle workers
+	runHere *serverCall  // a request the reader runs itself (reader only)
+	bad     atomic.Int64 // messages that were not JSON-RPC
+	// initReleased: the message being read released init (reader only).
+	initReleased bool
+	encStates    sync.Pool // *encodeState
+	decStates    sync.Pool // *decodeState
+	readEnd      chan struct{}
 
 	mu          sync.Mutex
 	nextID      int64
@@ -168,6 +170,7 @@ type Conn struct {
 	running     sync.WaitGroup
 	nrun        int
 	stopping    bool // release of init or end of input: serve nothing new
+	draining    bool // a drain has started
 	inputEnd    bool // the peer's input ended: it can answer nothing more
 	writeBroken bool
 	cancelled   map[string]struct{} // ids of our calls abandoned with cancel
@@ -379,6 +382,10 @@ func (c *Conn) readTurn() *serverCall {
 		} else {
 			c.handleOne(msg, nil)
 		}
+		if c.initReleased {
+			c.initReleased = false
+			c.beginShutdown("init released")
+		}
 		if sc := c.runHere; sc != nil {
 			// Run it here and keep reading afterwards if it is quick; if it
 			// is not (or calls the peer, see handOff), another goroutine
@@ -566,10 +573,12 @@ func (c *Conn) handleOne(b []byte, bt *batch) {
 	}
 	switch m.method {
 	case "release":
-		c.handleRelease(&m)
+		// Answer first: a release of init may start the shutdown, which
+		// closes the output once nothing is running.
 		if m.id != nil {
 			c.answerFromReader(bt, appendResponse(nil, m.id, nil))
 		}
+		c.handleRelease(&m)
 		return
 	case "cancel", "$/cancelRequest":
 		c.handleCancel(&m)
@@ -684,7 +693,12 @@ func (c *Conn) handleRelease(m *message) {
 		n = *p.Count
 	}
 	if p.Handle == handles.Bootstrap {
-		c.beginShutdown("init released")
+		// Serve nothing more, but start draining only once the message
+		// that carried the release (perhaps a batch) has been answered.
+		c.mu.Lock()
+		c.stopping = true
+		c.mu.Unlock()
+		c.initReleased = true
 		return
 	}
 	d, ok, err := c.table.Release(p.Handle, n)
@@ -1247,11 +1261,11 @@ func (c *Conn) endOfInput(err error) {
 // beginShutdown stops serving new input (release of init) and drains.
 func (c *Conn) beginShutdown(reason string) {
 	c.mu.Lock()
-	if c.stopping {
+	if c.draining {
 		c.mu.Unlock()
 		return
 	}
-	c.stopping = true
+	c.stopping, c.draining = true, true
 	c.mu.Unlock()
 	go c.drain(nil, &Error{Code: CodeDisconnected, Message: "connection to " + c.opts.Name + " shut down: " + reason})
 }

@@ -321,3 +321,24 @@ func TestLSPBodyWithTrailingData(t *testing.T) {
 		t.Fatalf("trailing data after a batch: %v", m)
 	}
 }
+
+// A release of init sent as a request, alone or in a batch, is answered
+// before the shutdown closes the output (a race the conformance suite
+// caught: the drain could close the output first).
+func TestReleaseInitAsRequestIsAnswered(t *testing.T) {
+	for i := range 50 {
+		w := newWire(t, nil)
+		if i%2 == 0 {
+			w.send(`{"jsonrpc":"2.0","id":1,"method":"release","params":{"handle":"init"}}` + "\n")
+			if got := w.recv(); got != `{"jsonrpc":"2.0","id":1,"result":null}`+"\n" {
+				t.Fatalf("got %q", got)
+			}
+		} else {
+			w.send(`[{"jsonrpc":"2.0","id":1,"method":"release","params":{"handle":"init"}}]` + "\n")
+			if got := w.recv(); got != `[{"jsonrpc":"2.0","id":1,"result":null}]`+"\n" {
+				t.Fatalf("batch: got %q", got)
+			}
+		}
+		<-w.server.Done()
+	}
+}

@@ -88,9 +88,11 @@ type methodInfo struct {
 }
 
 type funcInfo struct {
-	t    reflect.Type
-	name string
-	m    *methodInfo
+	t        reflect.Type
+	name     string
+	m        *methodInfo
+	proxy    func(*bridge.Remote) reflect.Value // generated, or nil
+	dispatch func(reflect.Value) bridge.Object  // generated, or nil
 }
 
 var ctxType = reflect.TypeFor[context.Context]()
@@ -146,8 +148,41 @@ func RegisterIn[I any](reg *Registry, def Interface[I]) {
 
 // RegisterFunc adds func type F to the Default registry: a value of type
 // F crosses the connection as a handle whose interface is name and whose
-// one method is "call", with the given parameter names.
+// one method is "call", with the given parameter names. Calls are made
+// and served by reflection; RegisterFuncType takes generated code.
 func RegisterFunc[F any](name string, params ...string) { RegisterFuncIn[F](Default, name, params...) }
+
+// Func describes a Go func type F to the bridge, with generated code.
+type Func[F any] struct {
+	// Name is the interface name on the wire; the method is "call".
+	Name string
+	// Params are the parameter names on the wire, in order, leaving out a
+	// leading context.Context.
+	Params []string
+	// Proxy makes the func that calls a remote one.
+	Proxy func(*bridge.Remote) F
+	// Dispatch serves a local func.
+	Dispatch func(F) bridge.Object
+}
+
+// RegisterFuncType adds func type F to the Default registry, with the
+// proxy and dispatcher that mpgen generates.
+func RegisterFuncType[F any](def Func[F]) { RegisterFuncTypeIn(Default, def) }
+
+// RegisterFuncTypeIn is RegisterFuncType for reg.
+func RegisterFuncTypeIn[F any](reg *Registry, def Func[F]) {
+	RegisterFuncIn[F](reg, def.Name, def.Params...)
+	t := reflect.TypeFor[F]()
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	fi := reg.funcs[t]
+	if def.Proxy != nil {
+		fi.proxy = func(r *bridge.Remote) reflect.Value { return reflect.ValueOf(def.Proxy(r)) }
+	}
+	if def.Dispatch != nil {
+		fi.dispatch = func(v reflect.Value) bridge.Object { return def.Dispatch(v.Interface().(F)) }
+	}
+}
 
 // RegisterFuncIn is RegisterFunc for reg.
 func RegisterFuncIn[F any](reg *Registry, name string, params ...string) {
@@ -279,6 +314,9 @@ func (a adapter) Export(t reflect.Type, v reflect.Value) (bridge.Object, any, bo
 	}
 	if t.Kind() == reflect.Func {
 		if fi := a.reg.fn(t); fi != nil {
+			if fi.dispatch != nil {
+				return fi.dispatch(v), nil, true
+			}
 			return &funcObject{info: fi, v: v}, nil, true
 		}
 	}
@@ -290,6 +328,9 @@ func (a adapter) Import(t reflect.Type, r *bridge.Remote) (reflect.Value, bool) 
 		return info.proxy(r), true
 	}
 	if fi := a.reg.fn(t); fi != nil {
+		if fi.proxy != nil {
+			return fi.proxy(r), true
+		}
 		return makeFuncProxy(fi, r), true
 	}
 	return reflect.Value{}, false

@@ -42,10 +42,7 @@ type decl struct {
 func newEmitter(g *generator, prefix string) *emitter {
 	e := &emitter{g: g, prefix: prefix, imports: map[string]string{}, used: map[string]bool{}, names: map[string]bool{}}
 	for _, gt := range g.order {
-		var names []string
-		if !gt.isFunc {
-			names = append(names, e.ident(gt, "Proxy"), e.ident(gt, "Object"))
-		}
+		names := []string{e.ident(gt, "Proxy"), e.ident(gt, "Object")}
 		if exported(gt) {
 			names = append(names, "OpenRPC"+gt.obj.Name(), e.ident(gt, "OpenRPC"))
 		}
@@ -96,7 +93,10 @@ func (e *emitter) emit() ([]byte, error) {
 	}
 
 	for _, gt := range g.order {
-		if !gt.isFunc {
+		if gt.isFunc {
+			e.funcProxy(gt)
+			e.funcObject(gt)
+		} else {
 			e.proxy(gt)
 			e.object(gt)
 		}
@@ -306,28 +306,70 @@ func (e *emitter) proxy(gt *genType) {
 		if m.goName == "Close" {
 			e.p("defer p.r.Close()\n")
 		}
-		ctx := "ctx"
-		if !m.hasCtx {
-			ctx = e.pkg("context") + ".Background()"
-		}
-		params := "nil"
-		if len(m.params) > 0 {
-			e.p("params := struct {\n")
-			for _, p := range m.params {
-				e.p("%s %s `json:%q`\n", fieldName(p.wire), e.typ(p.typ), p.wire)
-			}
-			e.p("}{%s}\n", strings.Join(names, ", "))
-			params = "&params"
-		}
-		wire := strconv.Quote(gt.wire + "." + m.wire)
-		if m.result == nil {
-			e.p("return p.r.Call(%s, %s, %s, nil)\n}\n", ctx, wire, params)
-			continue
-		}
-		e.p("var res %s\n", e.typ(m.result))
-		e.p("err := p.r.Call(%s, %s, %s, &res)\n", ctx, wire, params)
-		e.p("return res, err\n}\n")
+		e.callBody(gt, m, names, "p.r")
+		e.p("}\n")
 	}
+}
+
+// callBody writes the body of a proxy method or func: the params struct,
+// the call through r, and the return.
+func (e *emitter) callBody(gt *genType, m *method, names []string, r string) {
+	ctx := "ctx"
+	if !m.hasCtx {
+		ctx = e.pkg("context") + ".Background()"
+	}
+	params := "nil"
+	if len(m.params) > 0 {
+		e.p("params := struct {\n")
+		for _, p := range m.params {
+			e.p("%s %s `json:%q`\n", fieldName(p.wire), e.typ(p.typ), p.wire)
+		}
+		e.p("}{%s}\n", strings.Join(names, ", "))
+		params = "&params"
+	}
+	wire := strconv.Quote(gt.wire + "." + m.wire)
+	if m.result == nil {
+		e.p("return %s.Call(%s, %s, %s, nil)\n", r, ctx, wire, params)
+		return
+	}
+	e.p("var res %s\n", e.typ(m.result))
+	e.p("err := %s.Call(%s, %s, %s, &res)\n", r, ctx, wire, params)
+	e.p("return res, err\n")
+}
+
+// funcProxy writes the constructor of the func that calls a remote func
+// of type gt.
+func (e *emitter) funcProxy(gt *genType) {
+	name := e.ident(gt, "Proxy")
+	m := gt.methods[0]
+	names := e.locals(m)
+	e.p("\n// %s returns a %s that calls a remote one.\n", name, e.goType(gt))
+	e.p("func %s(r *%s.Remote) %s {\n", name, e.pkg(bridgePath), e.goType(gt))
+	e.p("return func%s {\n", e.signature(m, names))
+	e.callBody(gt, m, names, "r")
+	e.p("}\n}\n")
+}
+
+// funcObject writes the dispatcher of func type gt.
+func (e *emitter) funcObject(gt *genType) {
+	name := e.ident(gt, "Object")
+	fn := e.goType(gt)
+	bridge := e.pkg(bridgePath)
+	wire := strconv.Quote(gt.wire)
+	e.p("\n// %s serves a local %s.\n", name, fn)
+	e.p("type %s struct{ impl %s }\n\n", name, fn)
+	e.p("// Interface implements bridge.Object.\n")
+	e.p("func (o *%s) Interface() string { return %s }\n\n", name, wire)
+	e.p("// InterfaceType reports the Go func type served, for discovery.\n")
+	e.p("func (o *%s) InterfaceType() %s.Type { return %s.TypeFor[%s]() }\n\n", name, e.pkg("reflect"), e.pkg("reflect"), fn)
+	e.p("// Unwrap returns the local func, which a handle coming back decodes to.\n")
+	e.p("func (o *%s) Unwrap() any { return o.impl }\n\n", name)
+	e.p("// Call implements bridge.Object.\n")
+	e.p("func (o *%s) Call(ctx %s.Context, method string, p *%s.Params) (any, error) {\n", name, e.pkg("context"), bridge)
+	e.p("if method != %q {\n", gt.methods[0].wire)
+	e.p("return nil, %s.Errorf(%s.CodeMethodNotFound, \"method not found: %%s has no method %%q\", %s, method)\n}\n", bridge, bridge, wire)
+	e.dispatch(gt.methods[0], "o.impl")
+	e.p("}\n")
 }
 
 // fieldName makes an exported struct field name of a wire name.
@@ -440,15 +482,22 @@ func (e *emitter) register(order []*genType) {
 	e.p("\nfunc init() {\n")
 	for _, gt := range order {
 		iface := e.goType(gt)
+		bridge := e.pkg(bridgePath)
 		if gt.isFunc {
-			args := []string{strconv.Quote(gt.wire)}
+			var ws []string
 			for _, p := range gt.methods[0].params {
-				args = append(args, strconv.Quote(p.wire))
+				ws = append(ws, strconv.Quote(p.wire))
 			}
-			e.p("%s.RegisterFunc[%s](%s)\n", cb, iface, strings.Join(args, ", "))
+			e.p("%s.RegisterFuncType(%s.Func[%s]{\n", cb, cb, iface)
+			e.p("Name: %q,\n", gt.wire)
+			if len(ws) > 0 {
+				e.p("Params: []string{%s},\n", strings.Join(ws, ", "))
+			}
+			e.p("Proxy: %s,\n", e.ident(gt, "Proxy"))
+			e.p("Dispatch: func(impl %s) %s.Object { return &%s{impl} },\n", iface, bridge, e.ident(gt, "Object"))
+			e.p("})\n")
 			continue
 		}
-		bridge := e.pkg(bridgePath)
 		e.p("%s.Register(%s.Interface[%s]{\n", cb, cb, iface)
 		e.p("Name: %q,\n", gt.wire)
 		var params []string

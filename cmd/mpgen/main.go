@@ -74,9 +74,10 @@
 //   - a callbacks.Register call in the file's init function, with the
 //     wire name, the param names, the proxy and the dispatcher.
 //
-// A named func type F gets callbacks.RegisterFunc[F] (its remote method is
-// "F.call", proxied and served by reflection: callbacks has no hook for
-// generated func code yet) and, if exported, OpenRPCF. The -prefix flag is
+// A named func type F gets the same: fProxy, a constructor of the func that
+// calls a remote F through its method "F.call", fObject, its dispatcher,
+// a callbacks.RegisterFuncType call, and, if exported, OpenRPCF. The
+// -prefix flag is
 // prepended to the names of the unexported declarations (pFooProxy rather
 // than fooProxy) when they would clash with the names of the package
 // generated into; mpgen reports such a clash. Imports are named so that

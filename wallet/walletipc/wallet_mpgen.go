@@ -12,6 +12,45 @@ import (
 	"github.com/mpbridge/mpbridge/wallet"
 )
 
+// balanceChangedProxy returns a wallet.BalanceChanged that calls a remote one.
+func balanceChangedProxy(r *bridge.Remote) wallet.BalanceChanged {
+	return func(ctx context.Context, balance int64) error {
+		params := struct {
+			Balance int64 `json:"balance"`
+		}{balance}
+		return r.Call(ctx, "BalanceChanged.call", &params, nil)
+	}
+}
+
+// balanceChangedObject serves a local wallet.BalanceChanged.
+type balanceChangedObject struct{ impl wallet.BalanceChanged }
+
+// Interface implements bridge.Object.
+func (o *balanceChangedObject) Interface() string { return "BalanceChanged" }
+
+// InterfaceType reports the Go func type served, for discovery.
+func (o *balanceChangedObject) InterfaceType() reflect.Type {
+	return reflect.TypeFor[wallet.BalanceChanged]()
+}
+
+// Unwrap returns the local func, which a handle coming back decodes to.
+func (o *balanceChangedObject) Unwrap() any { return o.impl }
+
+// Call implements bridge.Object.
+func (o *balanceChangedObject) Call(ctx context.Context, method string, p *bridge.Params) (any, error) {
+	if method != "call" {
+		return nil, bridge.Errorf(bridge.CodeMethodNotFound, "method not found: %s has no method %q", "BalanceChanged", method)
+	}
+	var balance int64
+	if err := p.Decode("balance", &balance); err != nil {
+		return nil, err
+	}
+	if err := p.CheckUnused(); err != nil {
+		return nil, err
+	}
+	return nil, o.impl(ctx, balance)
+}
+
 // initProxy calls the methods of a remote wallet.Init.
 type initProxy struct{ r *bridge.Remote }
 
@@ -431,7 +470,12 @@ const walletLoaderOpenRPC = `[
 ]`
 
 func init() {
-	callbacks.RegisterFunc[wallet.BalanceChanged]("BalanceChanged", "balance")
+	callbacks.RegisterFuncType(callbacks.Func[wallet.BalanceChanged]{
+		Name:     "BalanceChanged",
+		Params:   []string{"balance"},
+		Proxy:    balanceChangedProxy,
+		Dispatch: func(impl wallet.BalanceChanged) bridge.Object { return &balanceChangedObject{impl} },
+	})
 	callbacks.Register(callbacks.Interface[wallet.Init]{
 		Name: "Init",
 		Params: map[string][]string{

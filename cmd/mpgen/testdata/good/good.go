@@ -18,6 +18,6 @@ type Other interface {
 	Put(ctx context.Context, v int) error
 }
 
-// Hook is a func type whose parameter types the generated file does not
-// need to name.
+// Hook is a func type: mpgen generates its proxy and dispatcher, which
+// name its parameter types.
 type Hook func(ctx context.Context, at time.Time) error

@@ -12,6 +12,48 @@ import (
 	"github.com/mpbridge/mpbridge/internal/gentest/plain"
 )
 
+// changedProxy returns a plain.Changed that calls a remote one.
+func changedProxy(r *bridge.Remote) plain.Changed {
+	return func(ctx context.Context, name string, level plain.Level) error {
+		params := struct {
+			Name  string      `json:"name"`
+			Level plain.Level `json:"level"`
+		}{name, level}
+		return r.Call(ctx, "Changed.call", &params, nil)
+	}
+}
+
+// changedObject serves a local plain.Changed.
+type changedObject struct{ impl plain.Changed }
+
+// Interface implements bridge.Object.
+func (o *changedObject) Interface() string { return "Changed" }
+
+// InterfaceType reports the Go func type served, for discovery.
+func (o *changedObject) InterfaceType() reflect.Type { return reflect.TypeFor[plain.Changed]() }
+
+// Unwrap returns the local func, which a handle coming back decodes to.
+func (o *changedObject) Unwrap() any { return o.impl }
+
+// Call implements bridge.Object.
+func (o *changedObject) Call(ctx context.Context, method string, p *bridge.Params) (any, error) {
+	if method != "call" {
+		return nil, bridge.Errorf(bridge.CodeMethodNotFound, "method not found: %s has no method %q", "Changed", method)
+	}
+	var name string
+	if err := p.Decode("name", &name); err != nil {
+		return nil, err
+	}
+	var level plain.Level
+	if err := p.Decode("level", &level); err != nil {
+		return nil, err
+	}
+	if err := p.CheckUnused(); err != nil {
+		return nil, err
+	}
+	return nil, o.impl(ctx, name, level)
+}
+
 // storeProxy calls the methods of a remote plain.Store.
 type storeProxy struct{ r *bridge.Remote }
 
@@ -261,7 +303,12 @@ const watchOpenRPC = `[
 ]`
 
 func init() {
-	callbacks.RegisterFunc[plain.Changed]("Changed", "name", "level")
+	callbacks.RegisterFuncType(callbacks.Func[plain.Changed]{
+		Name:     "Changed",
+		Params:   []string{"name", "level"},
+		Proxy:    changedProxy,
+		Dispatch: func(impl plain.Changed) bridge.Object { return &changedObject{impl} },
+	})
 	callbacks.Register(callbacks.Interface[plain.Store]{
 		Name: "Store",
 		Params: map[string][]string{
