@@ -306,6 +306,11 @@ func (c *Conn) Notify(ctx context.Context, method string, params any) error {
 // Done is closed when the connection has ended.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
+// InputDone is closed once the peer's input has ended (or failed, or the
+// connection was closed): every answer the peer sent before that has
+// reached its caller.
+func (c *Conn) InputDone() <-chan struct{} { return c.readEnd }
+
 // Wait blocks until the connection has ended and reports why: nil after an
 // orderly shutdown (end of input, release of init, or Close), else the
 // error that ended it.

@@ -231,6 +231,15 @@ func (c *Child) Close() error {
 	_ = c.init.CloseContext(ctx)
 	cancel()
 	err := c.proc.Stop()
+	// The child has exited; let the reader take in what it wrote before
+	// (the answers to calls still in flight) before closing. watch ends
+	// the reading if a grandchild holds the output open.
+	t := time.NewTimer(2 * eofGrace)
+	select {
+	case <-c.conn.InputDone():
+	case <-t.C:
+	}
+	t.Stop()
 	_ = c.conn.Close()
 	return err
 }

@@ -1116,10 +1116,17 @@ func TestSpawnChildDiesWhileGrandchildHoldsStdout(t *testing.T) {
 	if err := callWithin(t, timeout, c, "Init.ping", nil, &s); err != nil {
 		t.Fatal(err)
 	}
+	// Stderr is forwarded asynchronously: wait for the line.
 	var gpid int
-	for _, l := range strings.Split(buf.String(), "\n") {
-		if _, err := fmt.Sscanf(l, fmt.Sprintf("forker[%d]: grandchild %%d", c.Process().Pid()), &gpid); err == nil {
-			break
+	deadline := time.Now().Add(timeout)
+	for gpid == 0 && time.Now().Before(deadline) {
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if _, err := fmt.Sscanf(l, fmt.Sprintf("forker[%d]: grandchild %%d", c.Process().Pid()), &gpid); err == nil {
+				break
+			}
+		}
+		if gpid == 0 {
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	if gpid == 0 {
