@@ -444,7 +444,7 @@ func (c *Conn) exportValue(t reflect.Type, v reflect.Value) (string, bool, error
 			if obj, _, ok := c.opts.Adapter.Export(t, v); ok {
 				// The forwarder borrows the proxy: dropping it must not
 				// close the proxy, which still belongs to its holder.
-				obj = borrowed{obj}
+				obj = Lend(obj)
 				id, err := c.table.Export(obj, forwardKey{r.conn, r.id, t}, obj.Interface())
 				return id, err == nil, limitErr(err)
 			}
@@ -492,18 +492,23 @@ func (c *Conn) countRaw(raw []byte) error {
 	return errors.ErrUnsupported
 }
 
-// borrowed serves an Object without its Close method.
-type borrowed struct{ Object }
+// Lend returns obj without its Close method, for an object that outlives
+// the handles to it: dropping the last reference on one connection must
+// not close an object that other holders still use (a Go value shared by
+// many connections, or a proxy forwarded from another connection).
+func Lend(obj Object) Object { return lent{obj} }
 
-func (b borrowed) Unwrap() any {
-	if u, ok := b.Object.(Unwrapper); ok {
+type lent struct{ Object }
+
+func (l lent) Unwrap() any {
+	if u, ok := l.Object.(Unwrapper); ok {
 		return u.Unwrap()
 	}
-	return b.Object
+	return l.Object
 }
 
-func (b borrowed) Serial() bool {
-	s, ok := b.Object.(Serial)
+func (l lent) Serial() bool {
+	s, ok := l.Object.(Serial)
 	return ok && s.Serial()
 }
 

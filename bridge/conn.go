@@ -1281,7 +1281,6 @@ func (c *Conn) drain(end error, fail *Error) {
 	c.mu.Lock()
 	c.stopping = true
 	c.mu.Unlock()
-	c.nq.close()
 	idle := make(chan struct{})
 	go func() {
 		c.nq.wait()
@@ -1358,7 +1357,6 @@ func (c *Conn) finish(end error, fail *Error) {
 		if c.rc != nil {
 			_ = c.rc.Close()
 		}
-		c.nq.close()
 		close(c.done)
 	})
 }

@@ -20,7 +20,6 @@ type queue struct {
 	items   []queued
 	running bool
 	blocked int
-	closed  bool
 }
 
 func (q *queue) lockedCond() *sync.Cond {
@@ -101,13 +100,6 @@ func (q *queue) enter() {
 func (q *queue) exit() {
 	q.mu.Lock()
 	q.blocked--
-	q.mu.Unlock()
-}
-
-// close marks the queue closed; queued work still runs.
-func (q *queue) close() {
-	q.mu.Lock()
-	q.closed = true
 	q.mu.Unlock()
 }
 

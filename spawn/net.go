@@ -84,7 +84,7 @@ func Listen(addr string, init bridge.Object, opts *bridge.Options) (*Server, err
 	s := &Server{ln: ln, init: init, conns: map[*bridge.Conn]struct{}{}, done: make(chan struct{})}
 	s.opts = *serveOptions(init, opts, "")
 	// The one Init is shared: a connection that ends must not close it.
-	s.opts.Bootstrap = sharedObject{init}
+	s.opts.Bootstrap = bridge.Lend(init)
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
@@ -173,20 +173,4 @@ func (s *Server) stop(end func(*bridge.Conn)) error {
 	})
 	s.wg.Wait()
 	return err
-}
-
-// sharedObject hides the Close method of an object that outlives any one
-// connection.
-type sharedObject struct{ bridge.Object }
-
-func (s sharedObject) Unwrap() any {
-	if u, ok := s.Object.(bridge.Unwrapper); ok {
-		return u.Unwrap()
-	}
-	return s.Object
-}
-
-func (s sharedObject) Serial() bool {
-	ser, ok := s.Object.(bridge.Serial)
-	return ok && ser.Serial()
 }

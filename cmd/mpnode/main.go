@@ -63,7 +63,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.listen, "listen", "", "serve every connection on `ADDR` (unix:PATH or tcp:HOST:PORT) until SIGINT or SIGTERM")
 	fs.StringVar(&c.datadir, "datadir", "", "store the chain and wallets in `DIR` (default: in memory)")
 	fs.StringVar(&c.walletMode, "wallet", "spawn", "the node's wallet: spawn (an mpwallet process), inproc (in this process) or none")
-	fs.IntVar(&c.maxMessage, "maxmsg", bridge.DefaultMaxMessageSize, "largest message accepted, in `bytes`")
+	fs.IntVar(&c.maxMessage, "max-message", bridge.DefaultMaxMessageSize, "largest message accepted, in `bytes`")
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mpnode -serve|-listen=ADDR [-datadir=DIR] [-wallet=spawn|inproc|none]")

@@ -54,7 +54,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.serve, "serve", false, "serve on stdin and stdout (as a spawned child)")
 	fs.StringVar(&c.connect, "connect", "", "attach to the node listening on `ADDR` (unix:PATH or tcp:HOST:PORT)")
 	fs.StringVar(&c.datadir, "datadir", "", "store the wallets in `DIR` (default: in memory)")
-	fs.IntVar(&c.maxMessage, "maxmsg", bridge.DefaultMaxMessageSize, "largest message accepted, in `bytes`")
+	fs.IntVar(&c.maxMessage, "max-message", bridge.DefaultMaxMessageSize, "largest message accepted, in `bytes`")
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mpwallet -serve|-connect=ADDR [-datadir=DIR]")
