@@ -30,6 +30,7 @@ package bridge
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -96,6 +97,20 @@ type Options struct {
 	Logger *slog.Logger
 	// Discover, if set, returns the OpenRPC methods served, for rpc.discover.
 	Discover func() []any
+	// Cookie is the secret a peer proves it knows with rpc.auth (a socket's
+	// cookie file). An rpc.auth with another cookie is answered CodeAuth
+	// and the connection is closed. Without a Cookie, rpc.auth is answered
+	// true (there is nothing to prove).
+	Cookie string
+	// RequireAuth serves nothing but rpc.auth and rpc.ping until the peer
+	// has authenticated: other requests are answered CodeAuth and not run,
+	// other notifications are dropped. It needs a Cookie.
+	RequireAuth bool
+	// Trace, if set, is called with every message read ("in") and every
+	// message written ("out"), in the order they crossed the stream. msg is
+	// valid only during the call. It must be quick: it runs on the reading
+	// and writing paths.
+	Trace func(dir string, msg []byte)
 	// OnLeak, if set, is called with the handle id when a proxy that still
 	// owned a reference is garbage collected (its reference is then given
 	// back). Tests use it to fail on proxies that were never released.
@@ -158,9 +173,11 @@ type Conn struct {
 	bad     atomic.Int64 // messages that were not JSON-RPC
 	// initReleased: the message being read released init (reader only).
 	initReleased bool
-	encStates    sync.Pool // *encodeState
-	decStates    sync.Pool // *decodeState
-	readEnd      chan struct{}
+	// authed: the peer has authenticated, or need not (reader only).
+	authed    bool
+	encStates sync.Pool // *encodeState
+	decStates sync.Pool // *decodeState
+	readEnd   chan struct{}
 
 	mu          sync.Mutex
 	nextID      int64
@@ -235,7 +252,9 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 	c.serials = make(map[string]*serialQueue)
 	c.cancelled = make(map[string]struct{})
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.authed = !o.RequireAuth
 	c.fw.w = w
+	c.fw.trace = o.Trace
 	c.fw.sem = make(chan struct{}, 1)
 	c.fw.mode.Store(int32(o.Framing))
 	if o.Framing == FramingAuto {
@@ -380,6 +399,9 @@ func (c *Conn) readTurn() *serverCall {
 			c.badInput("empty message", "")
 			c.reply(appendErrorResponse(nil, nil, &Error{Code: CodeParseError, Message: "parse error: empty message"}))
 			continue
+		}
+		if t := c.opts.Trace; t != nil {
+			t("in", b)
 		}
 		msg := bytes.Clone(b)
 		if msg[0] == '[' {
@@ -577,6 +599,23 @@ func (c *Conn) handleOne(b []byte, bt *batch) {
 		return
 	}
 	switch m.method {
+	case "rpc.ping":
+		if m.id != nil {
+			c.answerFromReader(bt, appendResponse(nil, m.id, []byte("true")))
+		}
+		return
+	case "rpc.auth":
+		c.handleAuth(&m, bt)
+		return
+	}
+	if !c.authed {
+		if m.id != nil {
+			c.answerFromReader(bt, appendErrorResponse(nil, m.id, &Error{Code: CodeAuth, Message: "authentication required: send rpc.auth with the cookie first"}))
+		}
+		c.badInput("message before rpc.auth: "+m.method, "")
+		return
+	}
+	switch m.method {
 	case "release":
 		// Answer first: a release of init may start the shutdown, which
 		// closes the output once nothing is running.
@@ -593,6 +632,36 @@ func (c *Conn) handleOne(b []byte, bt *batch) {
 		return
 	}
 	c.dispatch(&m, bt)
+}
+
+// handleAuth checks the cookie of an rpc.auth request inline, so that the
+// messages after it see the outcome. A wrong cookie is answered and the
+// connection closed.
+func (c *Conn) handleAuth(m *message, bt *batch) {
+	var p struct {
+		Cookie *string `json:"cookie"`
+	}
+	err := json.Unmarshal(orNull(m.params), &p, json.RejectUnknownMembers(true))
+	if err != nil || p.Cookie == nil {
+		if m.id != nil {
+			c.answerFromReader(bt, appendErrorResponse(nil, m.id, &Error{Code: CodeInvalidParams, Message: `invalid params: rpc.auth takes {"cookie": string}`}))
+		}
+		return
+	}
+	if c.opts.Cookie != "" && subtle.ConstantTimeCompare([]byte(*p.Cookie), []byte(c.opts.Cookie)) != 1 {
+		if m.id != nil {
+			// Written here, before the close, so the peer learns why.
+			c.reply(appendErrorResponse(nil, m.id, &Error{Code: CodeAuth, Message: "authentication refused: wrong cookie"}))
+		}
+		c.badInput("wrong cookie in rpc.auth", "")
+		c.finish(nil, &Error{Code: CodeAuth, Message: "authentication refused by " + c.opts.Name})
+		c.authed = false
+		return
+	}
+	c.authed = true
+	if m.id != nil {
+		c.answerFromReader(bt, appendResponse(nil, m.id, []byte("true")))
+	}
 }
 
 // route delivers a response to the call waiting for it.

@@ -20,6 +20,7 @@ const (
 	CodeNoSuchHandle   = -32001 // $self or a handle argument names no live object
 	CodeDisconnected   = -32002 // the object's process exited or disconnected
 	CodeLimit          = -32003 // a limit was hit
+	CodeAuth           = -32004 // authentication required or refused (sockets)
 	CodeCancelled      = -32800 // the call was cancelled
 )
 

@@ -488,11 +488,12 @@ func truncate(b []byte, n int) []byte {
 // frameWriter writes whole messages in the connection's framing. One
 // mutex keeps messages from interleaving.
 type frameWriter struct {
-	sem  chan struct{} // the write lock: a channel, so waiting for it can be cancelled
-	w    io.Writer
-	mode atomic.Int32
-	err  error
-	hdr  []byte
+	sem   chan struct{} // the write lock: a channel, so waiting for it can be cancelled
+	w     io.Writer
+	mode  atomic.Int32
+	err   error
+	hdr   []byte
+	trace func(dir string, msg []byte)
 }
 
 func (fw *frameWriter) lock(ctx context.Context) error {
@@ -552,6 +553,11 @@ func (fw *frameWriter) writeCtx(ctx context.Context, msgs ...[]byte) error {
 func (fw *frameWriter) writeLocked(msgs [][]byte) error {
 	if fw.err != nil {
 		return fw.err
+	}
+	if fw.trace != nil {
+		for _, m := range msgs {
+			fw.trace("out", m)
+		}
 	}
 	lsp := Framing(fw.mode.Load()) == FramingLSP
 	var out []byte

@@ -37,7 +37,8 @@ type Options struct {
 	// lines and in errors. Empty means the base name of the executable.
 	Name string
 
-	// Args are extra arguments appended after -serve.
+	// Args are extra arguments appended after -serve (Start and Spawn
+	// only; StartCommand and SpawnCommand take the whole command line).
 	Args []string
 
 	// Env is the child's environment, in os.Environ form. Nil means the
@@ -84,8 +85,21 @@ type Process struct {
 }
 
 // Start runs the executable found by LookPath(name) as
-// "<exe> -serve [opts.Args...]" with pipes for its stdin, stdout and stderr.
-// A nil opts selects the defaults.
+// "<exe> -serve [opts.Args...]" with pipes for its stdin, stdout and stderr,
+// the way a bridge executable is started as a child. A nil opts selects the
+// defaults. See StartCommand for children that take other arguments.
+func Start(name string, opts *Options) (*Process, error) {
+	var args []string
+	if opts != nil {
+		args = opts.Args
+	}
+	return StartCommand(append([]string{name, ServeFlag}, args...), opts)
+}
+
+// StartCommand runs argv as given, with no -serve added (argv[0] is looked
+// up as LookPath does), with pipes for its stdin, stdout and stderr: any
+// executable that speaks the protocol on stdin and stdout, whatever its
+// language or flags. opts.Args is ignored. A nil opts selects the defaults.
 //
 // The child inherits no other file descriptors and runs in its own process
 // group, so a Ctrl-C on the parent's terminal does not reach it; the parent
@@ -93,11 +107,14 @@ type Process struct {
 // line. Start returns as soon as the child has been started; the returned
 // Process owns one goroutine that reaps the child and one that forwards its
 // stderr, both of which end when the child has ended.
-func Start(name string, opts *Options) (*Process, error) {
+func StartCommand(argv []string, opts *Options) (*Process, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	path, err := LookPath(name)
+	if len(argv) == 0 {
+		return nil, errors.New("spawn: empty command line")
+	}
+	path, err := LookPath(argv[0])
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +164,7 @@ func Start(name string, opts *Options) (*Process, error) {
 		return nil, fmt.Errorf("spawn: %s: %w", display, err)
 	}
 
-	cmd := exec.Command(path, append([]string{"-serve"}, opts.Args...)...)
+	cmd := exec.Command(path, argv[1:]...)
 	cmd.Env = opts.Env
 	cmd.Dir = opts.Dir
 	cmd.Stdin = inR

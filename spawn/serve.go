@@ -133,6 +133,22 @@ func Spawn(name string, popts *Options, copts *bridge.Options) (*Child, error) {
 	if err != nil {
 		return nil, err
 	}
+	return connect(p, copts), nil
+}
+
+// SpawnCommand starts argv as given (see StartCommand: no -serve is
+// added) and connects to it, for children written in other languages or
+// started with their own flags.
+func SpawnCommand(argv []string, popts *Options, copts *bridge.Options) (*Child, error) {
+	p, err := StartCommand(argv, popts)
+	if err != nil {
+		return nil, err
+	}
+	return connect(p, copts), nil
+}
+
+// connect puts a connection on a started child.
+func connect(p *Process, copts *bridge.Options) *Child {
 	var o bridge.Options
 	if copts != nil {
 		o = *copts
@@ -151,7 +167,7 @@ func Spawn(name string, popts *Options, copts *bridge.Options) (*Child, error) {
 	c.conn = bridge.New(p.Stdout(), p.Stdin(), &o)
 	c.init = c.conn.Bootstrap()
 	go c.watch()
-	return c, nil
+	return c
 }
 
 // releaseWait bounds how long Close waits to write the release of init.

@@ -1358,3 +1358,38 @@ func TestDrainLimitMessage(t *testing.T) {
 		t.Errorf("BUG: %d of %d calls cut off by the drain limit were answered without naming it (plain \"call cancelled\")", bad, n)
 	}
 }
+
+// TestSpawnCommandRunsArgvAsGiven: SpawnCommand runs the command line it
+// is given, adding no -serve, so a child with flags of its own (or in
+// another language) can be spawned; the connection works as with Spawn.
+func TestSpawnCommandRunsArgvAsGiven(t *testing.T) {
+	dir := t.TempDir()
+	argsFile := dir + "/args"
+	script := dir + "/wrapper"
+	body := fmt.Sprintf("#!/bin/sh\nprintf '%%s\\n' \"$@\" > %q\nexec %q\n", argsFile, testExe(t))
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), childEnv+"=serve", raceEnv())
+	c, err := SpawnCommand([]string{script, "--port", "x y"}, &Options{Env: env, Stderr: io.Discard}, &bridge.Options{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int
+	if err := callWithin(t, timeout, c, "Init.add", map[string]int{"a": 2, "b": 3}, &sum); err != nil || sum != 5 {
+		t.Errorf("Init.add through SpawnCommand = %d, %v; want 5", sum, err)
+	}
+	if err := closeWithin(t, c, timeout); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	got, err := os.ReadFile(argsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "--port\nx y\n" {
+		t.Errorf("child argv after argv[0] = %q; want exactly the given arguments, no -serve", got)
+	}
+	if _, err := SpawnCommand(nil, nil, nil); err == nil {
+		t.Error("SpawnCommand(nil) succeeded; want an error for an empty command line")
+	}
+}
