@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"reflect"
 	"runtime/debug"
@@ -46,6 +47,7 @@ import (
 
 	json "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	"golang.org/x/time/rate"
 
 	"github.com/mpbridge/mpbridge/handles"
 )
@@ -57,6 +59,8 @@ const (
 	DefaultMaxInFlight    = 4096
 	DefaultMaxBatch       = 4096
 	DefaultMaxHandles     = 1 << 20
+	DefaultMaxQueued      = 64 << 20
+	DefaultLiveness       = 30 * time.Second
 )
 
 // Options configure a Conn. A nil *Options means all defaults.
@@ -86,6 +90,17 @@ type Options struct {
 	MaxBatch int
 	// MaxHandles bounds the live exports (default 1<<20).
 	MaxHandles int
+	// MaxQueued bounds the output waiting to be written, in bytes
+	// (default 64 MiB): past it the connection stops reading the peer's
+	// input until the peer reads again, so a peer that never reads cannot
+	// grow memory without bound.
+	MaxQueued int
+	// Liveness is how long a peer may stay silent while calls to it are
+	// pending (default 30 s; negative turns the check off). A quiet peer
+	// is sent rpc.ping first; one that answers nothing at all for
+	// Liveness fails the pending calls with CodeDisconnected, and the
+	// connection is closed; Wait then reports ErrNotResponding.
+	Liveness time.Duration
 	// Name describes the peer in errors, e.g. "mpwallet[4242]".
 	Name string
 	// PeerError, if set, is called when the input ends unexpectedly and
@@ -171,6 +186,10 @@ type Conn struct {
 	work    chan job     // hands calls and the reader's turn to idle workers
 	runHere *serverCall  // a request the reader runs itself (reader only)
 	bad     atomic.Int64 // messages that were not JSON-RPC
+	// logLimit limits the log lines the peer can cause; suppressed
+	// counts those it held back.
+	logLimit   *rate.Limiter
+	suppressed atomic.Int64
 	// initReleased: the message being read released init (reader only).
 	initReleased bool
 	// authed: the peer has authenticated, or need not (reader only).
@@ -191,6 +210,9 @@ type Conn struct {
 	inputEnd    bool // the peer's input ended: it can answer nothing more
 	writeBroken bool
 	cancelled   map[string]struct{} // ids of our calls abandoned with cancel
+	pings       int                 // liveness probes among pending
+	quietFrom   time.Time           // when calls became pending, for liveness
+	live        *time.Timer         // the liveness check (nil: off)
 	finished    bool
 	endErr      error  // why the connection ended (Wait)
 	failErr     *Error // what pending calls fail with
@@ -198,7 +220,8 @@ type Conn struct {
 }
 
 type pendingCall struct {
-	ch chan *message
+	ch   chan *message
+	ping bool // a liveness probe: no caller waits for it
 }
 
 type incoming struct {
@@ -232,6 +255,12 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 	if o.MaxHandles <= 0 {
 		o.MaxHandles = DefaultMaxHandles
 	}
+	if o.MaxQueued <= 0 {
+		o.MaxQueued = DefaultMaxQueued
+	}
+	if o.Liveness == 0 {
+		o.Liveness = DefaultLiveness
+	}
 	if o.InitInterface == "" {
 		o.InitInterface = "Init"
 	}
@@ -253,9 +282,12 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 	c.cancelled = make(map[string]struct{})
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.authed = !o.RequireAuth
+	c.logLimit = rate.NewLimiter(1, peerLogBurst)
 	c.fw.w = w
 	c.fw.trace = o.Trace
 	c.fw.sem = make(chan struct{}, 1)
+	c.fw.maxQueued = int64(o.MaxQueued)
+	c.fw.drained = make(chan struct{}, 1)
 	c.fw.mode.Store(int32(o.Framing))
 	if o.Framing == FramingAuto {
 		c.fw.mode.Store(int32(FramingLines))
@@ -275,6 +307,11 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 	c.work = make(chan job)
 	c.encStates.New = func() any { return newEncodeState(c) }
 	c.decStates.New = func() any { return newDecodeState(c) }
+	if o.Liveness > 0 {
+		c.mu.Lock() // the timer reads c.live under mu
+		c.live = time.AfterFunc(livenessTick(o.Liveness), c.checkLiveness)
+		c.mu.Unlock()
+	}
 	go c.worker(job{read: true})
 	return c
 }
@@ -381,10 +418,19 @@ func (c *Conn) Handles() (exports []handles.ExportInfo, imports []handles.Import
 // input has ended and the connection has drained.
 func (c *Conn) readTurn() *serverCall {
 	for {
+		if c.fw.over() {
+			c.waitQueued()
+		}
 		b, err := c.fr.next()
 		if err != nil {
 			var fe *frameError
 			if errors.As(err, &fe) {
+				if fe.answerID != nil {
+					// An answer too large to take: fail the call that
+					// waits for it rather than leave it waiting.
+					c.failPendingWith(fe.answerID, &Error{Code: CodeLimit, Message: fmt.Sprintf("limit reached: the answer from %s exceeds the %d-byte message limit", c.opts.Name, c.opts.MaxMessageSize)})
+					continue
+				}
 				c.badInput(fe.message, fe.input)
 				c.reply(appendErrorResponse(nil, nil, &Error{Code: fe.code, Message: fe.message}))
 				continue
@@ -424,14 +470,46 @@ func (c *Conn) readTurn() *serverCall {
 	}
 }
 
-// badInput logs input that is not JSON-RPC: the first few, then one in a
-// thousand, so that a flood of garbage cannot flood the log too.
-func (c *Conn) badInput(what, input string) {
-	n := c.bad.Add(1)
-	if n <= 10 || n%1000 == 0 {
-		c.log.Warn("bad input from peer", "peer", c.opts.Name, "error", what, "input", input, "count", n)
+// waitQueued pauses reading while more output is queued than
+// Options.MaxQueued allows: the peer is not reading what it asked for, so
+// it is not given the chance to ask for more. It returns early if the
+// connection has ended, whose closed input then ends the reading.
+func (c *Conn) waitQueued() {
+	c.peerWarn("peer is not reading its answers: input paused", "queued", c.fw.queued.Load(), "limit", c.opts.MaxQueued)
+	for c.fw.over() {
+		select {
+		case <-c.fw.drained:
+		case <-c.done:
+			return
+		}
 	}
 }
+
+// badInput logs input that is not JSON-RPC (rate limited, see peerWarn).
+func (c *Conn) badInput(what, input string) {
+	n := c.bad.Add(1)
+	c.peerWarn("bad input from peer", "error", what, "input", input, "count", n)
+}
+
+// peerWarn logs something the peer caused. Every such line is rate
+// limited (a burst of peerLogBurst, then one a second), so that a peer
+// cannot flood the log; the next line written says how many were
+// suppressed.
+func (c *Conn) peerWarn(msg string, args ...any) {
+	if !c.logLimit.Allow() {
+		c.suppressed.Add(1)
+		return
+	}
+	args = append([]any{"peer", c.opts.Name}, args...)
+	if n := c.suppressed.Swap(0); n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	c.log.Warn(msg, args...)
+}
+
+// peerLogBurst is how many lines a peer can cause at once before
+// peerWarn limits them to one a second.
+const peerLogBurst = 10
 
 // reply writes a reply produced by the reader. Writing it from the reader
 // keeps it ordered before the replies to anything the peer sent after the
@@ -670,10 +748,16 @@ func (c *Conn) route(m *message) {
 	p, ok := c.pending[string(m.id)]
 	if ok {
 		delete(c.pending, string(m.id))
+		if p.ping {
+			c.pings--
+		}
 	}
 	_, abandoned := c.cancelled[string(m.id)]
 	delete(c.cancelled, string(m.id))
 	c.mu.Unlock()
+	if ok && p.ping {
+		return // alive: the bytes it came in showed that already
+	}
 	if ok && m.hasResult {
 		// Our own handles in the result must outlive a release the peer
 		// sends right after answering: pin them until the caller decodes.
@@ -681,7 +765,7 @@ func (c *Conn) route(m *message) {
 	}
 	if !ok {
 		if !abandoned {
-			c.log.Warn("dropped response to no pending call", "peer", c.opts.Name, "id", string(m.id))
+			c.peerWarn("dropped response to no pending call", "id", string(m.id))
 		}
 		// References it carries are still ours to give back.
 		if m.hasResult {
@@ -693,17 +777,30 @@ func (c *Conn) route(m *message) {
 }
 
 func (c *Conn) failPending(id jsontext.Value, perr *Error) {
+	c.failPendingWith(id, &Error{Code: CodeInternalError, Message: "malformed response from " + c.opts.Name + ": " + perr.Message})
+}
+
+// failPendingWith fails the pending call id with e (an answer that could
+// not be taken).
+func (c *Conn) failPendingWith(id jsontext.Value, e *Error) {
 	c.mu.Lock()
 	p, ok := c.pending[string(id)]
 	if ok {
 		delete(c.pending, string(id))
+		if p.ping {
+			c.pings--
+		}
 	}
+	_, abandoned := c.cancelled[string(id)]
+	delete(c.cancelled, string(id))
 	c.mu.Unlock()
 	if !ok {
-		c.log.Warn("dropped malformed response", "peer", c.opts.Name, "error", perr.Message)
+		if !abandoned {
+			c.peerWarn("dropped a response that could not be taken", "id", string(truncate(id, 40)), "error", e.Message)
+		}
 		return
 	}
-	p.ch <- &message{id: id, hasError: true, err: &Error{Code: CodeInternalError, Message: "malformed response from " + c.opts.Name + ": " + perr.Message}}
+	p.ch <- &message{id: id, hasError: true, err: e}
 }
 
 // pinOwn adds a temporary reference to each live export of ours named in
@@ -752,21 +849,31 @@ func (c *Conn) ownID(id string) bool {
 	return strings.HasPrefix(id, c.self)
 }
 
-// handleRelease applies a release notification inline.
+// handleRelease applies a release notification inline. A release with a
+// bad count (not a positive integer, or other than 1 for init, which the
+// peer holds once) is refused and changes nothing.
 func (c *Conn) handleRelease(m *message) {
 	var p struct {
-		Handle string `json:"handle"`
-		Count  *int   `json:"count"`
+		Handle string         `json:"handle"`
+		Count  jsontext.Value `json:"count"`
 	}
 	if err := json.Unmarshal(orNull(m.params), &p, json.RejectUnknownMembers(true)); err != nil || p.Handle == "" {
-		c.log.Warn("ignored malformed release", "peer", c.opts.Name, "params", string(m.params))
+		c.peerWarn("ignored malformed release", "params", string(truncate(m.params, 200)))
 		return
 	}
-	n := 1
+	n := int64(1)
 	if p.Count != nil {
-		n = *p.Count
+		var err error
+		if n, err = strconv.ParseInt(string(p.Count), 10, 64); err != nil || n <= 0 {
+			c.peerWarn("ignored release with a bad count", "handle", p.Handle, "count", string(truncate(p.Count, 40)))
+			return
+		}
 	}
 	if p.Handle == handles.Bootstrap {
+		if n != 1 || c.opts.Bootstrap == nil {
+			c.peerWarn("ignored release of init with a bad count", "count", n)
+			return
+		}
 		// Serve nothing more, but start draining only once the message
 		// that carried the release (perhaps a batch) has been answered.
 		c.mu.Lock()
@@ -775,9 +882,9 @@ func (c *Conn) handleRelease(m *message) {
 		c.initReleased = true
 		return
 	}
-	d, ok, err := c.table.Release(p.Handle, n)
+	d, ok, err := c.table.Release(p.Handle, int(min(n, math.MaxInt32)))
 	if err != nil {
-		c.log.Warn("bad release", "peer", c.opts.Name, "error", err)
+		c.peerWarn("bad release", "error", err)
 	}
 	if ok {
 		c.dispose(d)
@@ -837,7 +944,7 @@ func (c *Conn) handleCancel(m *message) {
 		ID jsontext.Value `json:"id"`
 	}
 	if err := json.Unmarshal(orNull(m.params), &p, json.RejectUnknownMembers(true)); err != nil || p.ID == nil {
-		c.log.Warn("ignored malformed cancel", "peer", c.opts.Name, "params", string(m.params))
+		c.peerWarn("ignored malformed cancel", "params", string(truncate(m.params, 200)))
 		return
 	}
 	c.mu.Lock()
@@ -862,7 +969,7 @@ func (c *Conn) dispatch(m *message, bt *batch) {
 			c.answerFromReader(bt, appendErrorResponse(nil, m.id, e))
 		} else {
 			// Notifications are never answered, so say it here.
-			c.log.Warn("dropped notification", "peer", c.opts.Name, "method", m.method, "error", e.Message)
+			c.peerWarn("dropped notification", "method", m.method, "error", e.Message)
 		}
 	}
 	if perr != nil {
@@ -1156,7 +1263,11 @@ func (sc *serverCall) run() {
 func (sc *serverCall) invoke() (result any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			sc.conn.log.Error("method panicked", "method", sc.msg.method, "panic", r, "stack", string(debug.Stack()))
+			if sc.conn.logLimit.Allow() {
+				sc.conn.log.Error("method panicked", "method", sc.msg.method, "panic", r, "stack", string(debug.Stack()))
+			} else {
+				sc.conn.suppressed.Add(1)
+			}
 			result, err = nil, Errorf(CodeInternalError, "internal error: method %s panicked: %v", sc.msg.method, r)
 		}
 	}()
@@ -1396,6 +1507,7 @@ func (c *Conn) failAllPending(e *Error) {
 	c.mu.Lock()
 	ps := c.pending
 	c.pending = make(map[string]*pendingCall)
+	c.pings = 0
 	c.mu.Unlock()
 	for id, p := range ps {
 		p.ch <- &message{id: jsontext.Value(id), hasError: true, err: e}
@@ -1413,6 +1525,9 @@ func (c *Conn) finish(end error, fail *Error) {
 			c.failErr = fail
 		}
 		fail = c.failErr
+		if c.live != nil {
+			c.live.Stop()
+		}
 		c.mu.Unlock()
 		c.cancel()
 		c.failAllPending(fail)
@@ -1428,6 +1543,75 @@ func (c *Conn) finish(end error, fail *Error) {
 		}
 		close(c.done)
 	})
+}
+
+// ----- liveness -----
+
+// livenessTick is how often the liveness check runs, and how long a peer
+// with calls pending may be quiet before it is pinged.
+func livenessTick(d time.Duration) time.Duration { return max(d/3, time.Millisecond) }
+
+// checkLiveness runs every livenessTick while the connection lives. While
+// calls to the peer are pending it pings a quiet peer, and closes the
+// connection if the peer has sent nothing at all for Options.Liveness.
+func (c *Conn) checkLiveness() {
+	tick := livenessTick(c.opts.Liveness)
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return
+	}
+	waiting := len(c.pending) - c.pings
+	pinging := c.pings > 0
+	from := c.quietFrom
+	c.mu.Unlock()
+	if waiting > 0 {
+		if last := time.Unix(0, c.fr.lastRead.Load()); last.After(from) {
+			from = last
+		}
+		switch quiet := time.Since(from); {
+		case quiet >= c.opts.Liveness:
+			c.notResponding()
+			return
+		case quiet >= tick && !pinging:
+			c.ping()
+		}
+	}
+	c.mu.Lock()
+	if !c.finished {
+		c.live.Reset(tick)
+	}
+	c.mu.Unlock()
+}
+
+// ping sends rpc.ping; its answer, like any input, shows the peer alive.
+func (c *Conn) ping() {
+	c.mu.Lock()
+	if c.finished || c.inputEnd {
+		c.mu.Unlock()
+		return
+	}
+	c.nextID++
+	id := c.nextID
+	c.pending[strconv.FormatInt(id, 10)] = &pendingCall{ch: make(chan *message, 1), ping: true}
+	c.pings++
+	c.mu.Unlock()
+	b := strconv.AppendInt([]byte(`{"jsonrpc":"2.0","id":`), id, 10)
+	b = append(b, `,"method":"rpc.ping"}`...)
+	// A peer that stopped reading must not hold the timer's goroutine.
+	go func() {
+		if err := c.fw.writeCtx(c.ctx, b); err != nil && c.ctx.Err() == nil {
+			c.writeFailed(err)
+		}
+	}()
+}
+
+// notResponding fails the pending calls of a peer that has answered
+// nothing for Options.Liveness and closes the connection.
+func (c *Conn) notResponding() {
+	e := &Error{Code: CodeDisconnected, Message: fmt.Sprintf("%s not responding for %s", c.opts.Name, c.opts.Liveness)}
+	c.log.Warn("peer not responding: closing the connection", "peer", c.opts.Name, "silent", c.opts.Liveness)
+	c.finish(ErrNotResponding, e)
 }
 
 // ----- discovery -----

@@ -57,6 +57,11 @@ func Errorf(code int, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// ErrNotResponding is what Wait reports for a connection closed because
+// its peer answered nothing, not even rpc.ping, for Options.Liveness while
+// calls to it were pending.
+var ErrNotResponding = errors.New("peer not responding")
+
 // ErrClosed is the cause of calls that fail because their connection is
 // closed or closing; they carry CodeDisconnected.
 var ErrClosed = errors.New("connection closed")

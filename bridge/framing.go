@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -50,6 +51,11 @@ type frameError struct {
 	code    int
 	message string
 	input   string // the start of the offending input, for the log
+	// For a message skipped as too large that looks like a response (an
+	// object with "result" or "error" and no "method" at the top level):
+	// its "id" member, raw, so that the call waiting for it can be failed.
+	// Nil otherwise, or if the id was too long to keep.
+	answerID []byte
 }
 
 func (e *frameError) Error() string { return e.message }
@@ -64,6 +70,10 @@ type frameReader struct {
 	max      int
 	mode     Framing
 	onDetect func(Framing)
+	skip     skimmer // follows a message being skipped as too large
+	// lastRead is when input last arrived (UnixNano), for the liveness
+	// check; any byte from the peer shows it is alive.
+	lastRead atomic.Int64
 }
 
 func newFrameReader(rd io.Reader, max int, mode Framing, onDetect func(Framing)) *frameReader {
@@ -101,6 +111,7 @@ func (fr *frameReader) fill(keep int) (shift int, ok bool) {
 			fr.rerr = err
 		}
 		if n > 0 {
+			fr.lastRead.Store(time.Now().UnixNano())
 			return shift, true
 		}
 		if err != nil {
@@ -158,7 +169,7 @@ func (fr *frameReader) next() ([]byte, error) {
 				return nil, err
 			}
 		}
-		return nil, &frameError{codeInvalidRequest, "invalid request: LSP header in a line-framed stream", ""}
+		return nil, &frameError{code: codeInvalidRequest, message: "invalid request: LSP header in a line-framed stream", input: ""}
 	}
 	return fr.nextValue()
 }
@@ -211,6 +222,7 @@ func (fr *frameReader) nextValue() ([]byte, error) {
 	}
 	pos++
 
+	fr.skip = skimmer{}
 	for {
 		if pos >= fr.w {
 			if !tooLarge && pos-start > fr.max {
@@ -218,6 +230,8 @@ func (fr *frameReader) nextValue() ([]byte, error) {
 			}
 			keep := start
 			if tooLarge {
+				// The bytes so far are dropped; note its id on the way.
+				fr.skip.feed(fr.buf[start:pos])
 				keep = pos
 			}
 			shift, ok := fr.fill(keep)
@@ -237,7 +251,7 @@ func (fr *frameReader) nextValue() ([]byte, error) {
 				if failure == "" {
 					failure = "unexpected end of input inside a value"
 				}
-				return nil, &frameError{codeParseError, "parse error: " + failure, ""}
+				return nil, &frameError{code: codeParseError, message: "parse error: " + failure, input: ""}
 			}
 			continue
 		}
@@ -294,7 +308,7 @@ func (fr *frameReader) nextValue() ([]byte, error) {
 				if tooLarge {
 					return nil, fr.tooLarge()
 				}
-				return nil, &frameError{codeParseError, "parse error: unterminated value before a new message", string(truncate(fr.buf[start:pos], 80))}
+				return nil, &frameError{code: codeParseError, message: "parse error: unterminated value before a new message", input: string(truncate(fr.buf[start:pos], 80))}
 			}
 			if len(stack) >= maxDepth {
 				return fr.skipLine(start, pos, fmt.Sprintf("nesting deeper than %d", maxDepth))
@@ -323,14 +337,123 @@ func (fr *frameReader) nextValue() ([]byte, error) {
 func (fr *frameReader) finish(start, end int, tooLarge bool) ([]byte, error) {
 	fr.r = end
 	if tooLarge || end-start > fr.max {
+		fr.skip.feed(fr.buf[start:end])
 		return nil, fr.tooLarge()
 	}
 	return fr.buf[start:end], nil
 }
 
 func (fr *frameReader) tooLarge() error {
-	return &frameError{codeInvalidRequest, fmt.Sprintf("invalid request: message exceeds the %d-byte limit", fr.max), ""}
+	e := &frameError{code: codeInvalidRequest, message: fmt.Sprintf("invalid request: message exceeds the %d-byte limit", fr.max)}
+	if k := &fr.skip; k.complete() && k.answer && !k.method {
+		e.answerID = k.id
+	}
+	return e
 }
+
+// skimmer follows the structure of a message that is being skipped, a
+// chunk at a time, to find its top-level "id", and whether it has "method",
+// "result" or "error" members, without keeping the message.
+type skimmer struct {
+	depth     int
+	inStr     bool
+	esc       bool
+	broken    bool   // not an object, or too odd to follow
+	expectKey bool   // at depth 1, the next string is a member name
+	key       []byte // the member name being read (short names only)
+	inKey     bool
+	member    string // the depth-1 member whose value comes next
+	inID      bool   // reading the value of "id"
+	id        []byte
+	idDone    bool
+	method    bool
+	answer    bool // has "result" or "error"
+	started   bool
+}
+
+// maxSkimID bounds the id kept from a skipped message.
+const maxSkimID = 256
+
+func (k *skimmer) feed(b []byte) {
+	for _, c := range b {
+		if k.broken {
+			return
+		}
+		if !k.started {
+			if isSpace(c) {
+				continue
+			}
+			k.started = true
+			if c != '{' {
+				k.broken = true
+				return
+			}
+			k.depth, k.expectKey = 1, true
+			continue
+		}
+		if k.inID {
+			// The id's value: everything up to the ',' or '}' that ends
+			// it at depth 1.
+			if !k.inStr && k.depth == 1 && (c == ',' || c == '}') {
+				k.inID, k.idDone = false, true
+				k.id = bytes.TrimSpace(k.id)
+			} else if len(k.id) < maxSkimID {
+				k.id = append(k.id, c)
+			} else {
+				k.inID, k.id = false, nil
+			}
+		}
+		if k.inStr {
+			switch {
+			case k.esc:
+				k.esc = false
+			case c == '\\':
+				k.esc = true
+			case c == '"':
+				k.inStr = false
+				if k.inKey {
+					k.inKey = false
+					k.member = string(k.key)
+				}
+				continue
+			}
+			if k.inKey && len(k.key) < 16 {
+				k.key = append(k.key, c)
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			k.inStr = true
+			if k.depth == 1 && k.expectKey {
+				k.inKey, k.expectKey, k.key = true, false, k.key[:0]
+			}
+		case ':':
+			if k.depth == 1 {
+				switch k.member {
+				case "id":
+					k.inID, k.id = !k.idDone, nil
+				case "method":
+					k.method = true
+				case "result", "error":
+					k.answer = true
+				}
+			}
+		case ',':
+			if k.depth == 1 {
+				k.expectKey = true
+			}
+		case '{', '[':
+			k.depth++
+		case '}', ']':
+			k.depth--
+		}
+	}
+}
+
+// complete reports whether the skipped message was an object whose end
+// was seen.
+func (k *skimmer) complete() bool { return k.started && !k.broken && k.depth == 0 }
 
 // skipLine discards input through the next newline and reports a parse
 // error with the given reason.
@@ -347,7 +470,7 @@ func (fr *frameReader) skipLine(start, pos int, reason string) ([]byte, error) {
 		}
 		pos = fr.r
 	}
-	return nil, &frameError{codeParseError, "parse error: " + reason, input}
+	return nil, &frameError{code: codeParseError, message: "parse error: " + reason, input: input}
 }
 
 // readLine returns the next line (without its line end) for header parsing;
@@ -387,7 +510,7 @@ func (fr *frameReader) nextLSP() ([]byte, error) {
 			if lines == 0 {
 				return nil, fr.readErr()
 			}
-			return nil, &frameError{codeParseError, "parse error: end of input inside an LSP header", ""}
+			return nil, &frameError{code: codeParseError, message: "parse error: end of input inside an LSP header", input: ""}
 		}
 		if long {
 			bad = "LSP header line too long"
@@ -424,6 +547,7 @@ func (fr *frameReader) nextLSP() ([]byte, error) {
 		return nil, fr.resync(bad)
 	}
 	if length > fr.max {
+		fr.skip = skimmer{}
 		if err := fr.discard(length); err != nil {
 			return nil, err
 		}
@@ -432,7 +556,7 @@ func (fr *frameReader) nextLSP() ([]byte, error) {
 	for fr.w-fr.r < length {
 		if _, ok := fr.fill(fr.r); !ok {
 			fr.r = fr.w
-			return nil, &frameError{codeParseError, "parse error: end of input inside an LSP body", ""}
+			return nil, &frameError{code: codeParseError, message: "parse error: end of input inside an LSP body", input: ""}
 		}
 	}
 	body := fr.buf[fr.r : fr.r+length]
@@ -449,6 +573,7 @@ func (fr *frameReader) discard(n int) error {
 			}
 		}
 		k := min(n, fr.w-fr.r)
+		fr.skip.feed(fr.buf[fr.r : fr.r+k])
 		fr.r += k
 		n -= k
 	}
@@ -475,7 +600,7 @@ func (fr *frameReader) resync(reason string) error {
 			break
 		}
 	}
-	return &frameError{codeInvalidRequest, "invalid request: " + reason, ""}
+	return &frameError{code: codeInvalidRequest, message: "invalid request: " + reason, input: ""}
 }
 
 func truncate(b []byte, n int) []byte {
@@ -494,7 +619,29 @@ type frameWriter struct {
 	err   error
 	hdr   []byte
 	trace func(dir string, msg []byte)
+
+	// queued counts the bytes handed to write and not yet written (or
+	// given up); above maxQueued the reader pauses (see waitQueued).
+	queued    atomic.Int64
+	maxQueued int64
+	drained   chan struct{} // a token when queued falls to maxQueued or below
 }
+
+// hold counts n bytes as queued until the returned func is called.
+func (fw *frameWriter) hold(n int) func() {
+	fw.queued.Add(int64(n))
+	return func() {
+		if fw.queued.Add(-int64(n)) <= fw.maxQueued {
+			select {
+			case fw.drained <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// over reports whether more output is queued than the budget allows.
+func (fw *frameWriter) over() bool { return fw.queued.Load() > fw.maxQueued }
 
 func (fw *frameWriter) lock(ctx context.Context) error {
 	select {
@@ -526,19 +673,23 @@ const bigWrite = 64 << 10
 // message whose context ends while it is being written is finished in the
 // background; writeCtx then returns the context's error.
 func (fw *frameWriter) writeCtx(ctx context.Context, msgs ...[]byte) error {
-	if err := fw.lock(ctx); err != nil {
-		return err
-	}
 	size := 0
 	for _, m := range msgs {
 		size += len(m)
 	}
+	release := fw.hold(size)
+	if err := fw.lock(ctx); err != nil {
+		release()
+		return err
+	}
 	if ctx.Done() == nil || size < bigWrite {
+		defer release()
 		defer fw.unlock()
 		return fw.writeLocked(msgs)
 	}
 	done := make(chan error, 1)
 	go func() {
+		defer release()
 		defer fw.unlock()
 		done <- fw.writeLocked(msgs)
 	}()

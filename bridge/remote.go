@@ -196,6 +196,10 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 	id := c.nextID
 	key := strconv.FormatInt(id, 10)
 	p := &pendingCall{ch: make(chan *message, 1)}
+	if len(c.pending) == c.pings {
+		// The peer's silence counts from now (see checkLiveness).
+		c.quietFrom = time.Now()
+	}
 	c.pending[key] = p
 	c.mu.Unlock()
 

@@ -180,10 +180,17 @@ const eofGrace = time.Second
 // watch ends the connection's reading shortly after the child exits, even
 // if a grandchild still holds the child's stdout open, so pending calls
 // fail with the exit report instead of hanging.
+//
+// A child that stopped answering (bridge.ErrNotResponding: the liveness
+// check closed the connection) is killed, and so reported like any other
+// exit.
 func (c *Child) watch() {
 	select {
 	case <-c.proc.Done():
 	case <-c.conn.Done():
+		if errors.Is(c.conn.Wait(), bridge.ErrNotResponding) {
+			_ = c.proc.Kill()
+		}
 		return
 	}
 	t := time.NewTimer(eofGrace)

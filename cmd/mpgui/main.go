@@ -64,6 +64,7 @@ type config struct {
 	rpcwallet string
 	script    string
 	quiet     bool
+	liveness  time.Duration
 	args      []string
 }
 
@@ -77,6 +78,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.rpcwallet, "rpcwallet", "", "the wallet that wallet commands use")
 	fs.StringVar(&c.script, "script", "", "run the commands in `FILE` (\"-\" for stdin)")
 	fs.BoolVar(&c.quiet, "quiet", false, "do not print notifications")
+	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a node that answers nothing, not even a ping, for this long (0: never); the spawned node uses it too")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: mpgui [flags] [COMMAND [ARGS...] | demo]\n\nflags:\n")
 		fs.PrintDefaults()
@@ -181,7 +183,7 @@ func connect(ctx context.Context, c *config) (init nodeinit.Init, close func(), 
 	if c.connect != "" {
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		conn, err := spawn.Dial(dctx, c.connect, nil)
+		conn, err := spawn.Dial(dctx, c.connect, &bridge.Options{Liveness: liveness(c.liveness)})
 		if err != nil {
 			return nil, nil, 0, fmt.Errorf("connect to %s: %w", c.connect, err)
 		}
@@ -192,14 +194,14 @@ func connect(ctx context.Context, c *config) (init nodeinit.Init, close func(), 
 		}
 		return init, func() { conn.Close() }, 0, nil
 	}
-	var args []string
+	args := []string{fmt.Sprintf("-liveness=%s", max(c.liveness, 0))}
 	if c.datadir != "" {
 		args = append(args, "-datadir="+c.datadir)
 	}
 	if c.inproc {
 		args = append(args, "-wallet=inproc")
 	}
-	child, err := spawn.Spawn("mpnode", &spawn.Options{Args: args}, nil)
+	child, err := spawn.Spawn("mpnode", &spawn.Options{Args: args}, &bridge.Options{Liveness: liveness(c.liveness)})
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -254,4 +256,13 @@ func (s *session) interactive(stdin io.Reader, prompt bool) int {
 		}
 		s.line(line, false)
 	}
+}
+
+// liveness maps the -liveness flag to bridge.Options.Liveness, where 0
+// means the default and a negative value turns the check off.
+func liveness(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

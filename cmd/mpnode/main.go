@@ -52,6 +52,8 @@ type config struct {
 	datadir    string
 	walletMode string
 	maxMessage int
+	maxQueued  int
+	liveness   time.Duration
 	drain      time.Duration
 }
 
@@ -65,6 +67,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.walletMode, "wallet", "spawn", "the node's wallet: spawn (an mpwallet process), inproc (in this process) or none")
 	fs.IntVar(&c.maxMessage, "max-message", bridge.DefaultMaxMessageSize, "largest message accepted, in `bytes`")
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
+	fs.IntVar(&c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection, in `bytes`, past which a peer's input is paused until it reads")
+	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a peer that answers nothing, not even a ping, for this long (0: never)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mpnode -serve|-listen=ADDR [-datadir=DIR] [-wallet=spawn|inproc|none]")
 		fs.PrintDefaults()
@@ -99,7 +103,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{ReplaceAttr: noTime}))
 	slog.SetDefault(log)
-	opts := &bridge.Options{MaxMessageSize: c.maxMessage, DrainTimeout: c.drain, Logger: log}
+	opts := &bridge.Options{MaxMessageSize: c.maxMessage, DrainTimeout: c.drain, MaxQueued: c.maxQueued, Liveness: liveness(c.liveness), Logger: log}
 
 	bc, err := node.Open(c.datadir, &node.Options{Logger: log})
 	if err != nil {
@@ -154,12 +158,13 @@ func startWallet(c *config, bc *node.Blockchain, svc *nodeinit.Service, opts *br
 		svc.SetWalletLoader(l)
 		return func() { l.Stop() }, nil
 	case "spawn":
-		var args []string
+		args := []string{fmt.Sprintf("-liveness=%s", max(c.liveness, 0))}
 		if dir != "" {
 			args = append(args, "-datadir="+dir)
 		}
 		child, err := spawn.Spawn("mpwallet", &spawn.Options{Args: args}, &bridge.Options{
-			MaxMessageSize: opts.MaxMessageSize, DrainTimeout: opts.DrainTimeout, Logger: log,
+			MaxMessageSize: opts.MaxMessageSize, DrainTimeout: opts.DrainTimeout,
+			MaxQueued: opts.MaxQueued, Liveness: opts.Liveness, Logger: log,
 		})
 		if err != nil {
 			return nil, err
@@ -184,4 +189,13 @@ func noTime(groups []string, a slog.Attr) slog.Attr {
 		return slog.Attr{}
 	}
 	return a
+}
+
+// liveness maps the -liveness flag to bridge.Options.Liveness, where 0
+// means the default and a negative value turns the check off.
+func liveness(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

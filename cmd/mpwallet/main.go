@@ -44,6 +44,8 @@ type config struct {
 	connect    string
 	datadir    string
 	maxMessage int
+	maxQueued  int
+	liveness   time.Duration
 	drain      time.Duration
 }
 
@@ -56,6 +58,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.datadir, "datadir", "", "store the wallets in `DIR` (default: in memory)")
 	fs.IntVar(&c.maxMessage, "max-message", bridge.DefaultMaxMessageSize, "largest message accepted, in `bytes`")
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
+	fs.IntVar(&c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection, in `bytes`, past which a peer's input is paused until it reads")
+	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a peer that answers nothing, not even a ping, for this long (0: never)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mpwallet -serve|-connect=ADDR [-datadir=DIR]")
 		fs.PrintDefaults()
@@ -103,7 +107,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{ReplaceAttr: noTime}))
 	slog.SetDefault(log)
-	opts := &bridge.Options{MaxMessageSize: c.maxMessage, DrainTimeout: c.drain, Logger: log}
+	opts := &bridge.Options{MaxMessageSize: c.maxMessage, DrainTimeout: c.drain, MaxQueued: c.maxQueued, Liveness: liveness(c.liveness), Logger: log}
 	if c.serve {
 		svc := &wallet.Service{Dir: c.datadir, Options: walletOptions(log, stderr)}
 		defer svc.Stop()
@@ -170,4 +174,13 @@ func noTime(groups []string, a slog.Attr) slog.Attr {
 		return slog.Attr{}
 	}
 	return a
+}
+
+// liveness maps the -liveness flag to bridge.Options.Liveness, where 0
+// means the default and a negative value turns the check off.
+func liveness(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
