@@ -139,6 +139,7 @@ class Client:
         self._interfaces = {}  # interface -> set of method names
         self._error = None  # Disconnected, once the connection is gone
         self._closing = False
+        self._unauthenticated = False  # the peer answered -32004: it serves nothing, not even release
         self._complaints = 0
         self._stderr_tail = collections.deque(maxlen=_TAIL_LINES)
         self._stderr_task = None
@@ -179,7 +180,7 @@ class Client:
             self._release(self.init)
             await self._drain()
         try:
-            await asyncio.wait_for(asyncio.shield(self._read_task), timeout)
+            await asyncio.wait_for(asyncio.shield(self._read_task), 0 if self._unauthenticated else timeout)
         except asyncio.TimeoutError:
             pass
         self._writer.close()
@@ -434,6 +435,7 @@ class Client:
                 e = msg["error"]
                 if not (isinstance(e, dict) and type(e.get("code")) is int and isinstance(e.get("message"), str)):
                     raise errors.InternalError("malformed error in response: %.200s" % dumps(e).decode())
+                self._unauthenticated |= e["code"] == errors.AuthError.code
                 raise errors.error(e["code"], e["message"], e.get("data"))
             result = self._import(msg["result"], occurrences)
         except RPCError as e:
@@ -547,22 +549,34 @@ class Client:
         """Runs a callback: coroutine functions on the loop; plain functions
         on the loop too, or, for the blocking client, on a thread of their
         own so that they may call the peer and wait."""
+        args = ()
         try:
-            inspect.signature(fn).bind(**kwargs)
-        except TypeError as e:
-            raise InvalidParams("invalid params for %s: %s" % (method or fn, e)) from None
+            sig = inspect.signature(fn)
         except ValueError:
-            pass  # no signature to check
+            sig = None  # no signature to check
+        try:
+            if sig is not None:
+                sig.bind(**kwargs)
+        except TypeError as e:
+            # A callable that takes no names (print, list.append) gets the
+            # values in the order they were sent.
+            try:
+                if not any(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL) for p in sig.parameters.values()):
+                    raise
+                sig.bind(*kwargs.values())
+                args, kwargs = tuple(kwargs.values()), {}
+            except TypeError:
+                raise InvalidParams("invalid params for %s: %s" % (method or fn, e)) from None
         if inspect.iscoroutinefunction(fn):
-            return await fn(**kwargs)
+            return await fn(*args, **kwargs)
         if not self._callbacks_in_threads:
-            result = fn(**kwargs)
+            result = fn(*args, **kwargs)
         else:
             fut = self._loop.create_future()
 
             def run():
                 try:
-                    r, e = fn(**kwargs), None
+                    r, e = fn(*args, **kwargs), None
                 except BaseException as exc:
                     r, e = None, exc
                 try:
