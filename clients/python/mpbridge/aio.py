@@ -1,19 +1,13 @@
 """The asyncio client: one connection to an mpbridge endpoint.
 
-    import asyncio
-    from mpbridge import aio
-
-    async def main():
-        async with aio.spawn(["mpnode", "-serve"]) as client:
-            node = await client.init.makeNode()
-            print(await node.getBlockCount())
-
-    asyncio.run(main())
+    async with aio.spawn(["mpnode", "-serve"]) as client:
+        node = await client.init.makeNode()
+        print(await node.getBlockCount())
 
 Everything happens on the event loop the client was opened in: one task
 reads and routes messages, each request from the peer runs in a task of its
-own (so callbacks may call the peer back, to any depth), and all tables are
-touched from the loop only.
+own (so callbacks may call the peer back, to any depth), and the tables are
+touched from that loop only.
 """
 
 import asyncio
@@ -455,21 +449,17 @@ class Client:
         if type(rid) is float or (type(rid) is int and rid == 0):
             raw = raw_numbers(data)
             rid = _Raw((raw[index] if index is not None else raw)["id"])
-        method, params = msg["method"], msg.get("params")
-        if params is None:
-            params = {}
-        bad = None
-        if not (rid is None or isinstance(rid, (str, int, float))) or isinstance(rid, bool):
-            bad, rid = errors.InvalidRequest("invalid request: id must be a string, a number or null"), None
-        elif msg.get("jsonrpc") != "2.0" or set(msg) - _REQUEST_KEYS or not isinstance(method, str):
-            bad = errors.InvalidRequest("invalid request: want jsonrpc \"2.0\", a string method, and no other members")
-        elif not isinstance(params, dict):
-            bad = InvalidParams("invalid params: params must be an object (by name)")
-        if bad is not None:
-            if has_id:
-                self._answer(rid, batch, error=bad)
-            return
+        method, params = msg["method"], msg.get("params") or {}
         answer = functools.partial(self._answer, rid, batch) if has_id else _ignore
+        if isinstance(rid, (bool, list, dict)):
+            self._answer(None, batch, error=errors.InvalidRequest("invalid request: id must be a string, a number or null"))
+            return
+        if msg.get("jsonrpc") != "2.0" or set(msg) - _REQUEST_KEYS or not isinstance(method, str):
+            answer(error=errors.InvalidRequest('invalid request: want jsonrpc "2.0", a string method, no other members'))
+            return
+        if not isinstance(params, dict):
+            answer(error=InvalidParams("invalid params: params must be an object (by name)"))
+            return
         if method == "release":
             self._on_release(params)
             answer(result=None)
@@ -485,7 +475,7 @@ class Client:
                 "exports": [{"handle": h, "interface": ex.interface or type(ex.obj).__name__, "refs": ex.refs}
                             for h, ex in self._exports.items()],
                 "imports": [{"handle": h, "refs": p.refs} for h, p in self._imports.items()]})
-        elif method == "rpc.discover":
+        elif method == "rpc.discover":  # exported Python objects declare no interfaces
             answer(result={"openrpc": "1.3.2", "info": {"title": "mpbridge Python client", "version": "1"}, "methods": []})
         elif method.startswith("$/") and not has_id:
             pass
@@ -496,7 +486,7 @@ class Client:
             except RPCError as e:
                 answer(error=e)
                 return
-            self._type(args, self._methods.get(method, {}).get("params"), by_name=True)
+            self._type(args, self._methods.get(method, {}).get("params"))
             serve = self._serve(method, args, occurrences, answer, _key(rid) if has_id else None)
             if has_id:
                 self._running[_key(rid)] = asyncio.ensure_future(serve)
@@ -552,61 +542,41 @@ class Client:
         args = ()
         try:
             sig = inspect.signature(fn)
-        except ValueError:
-            sig = None  # no signature to check
+        except ValueError:  # no signature to check
+            sig = None
         try:
             if sig is not None:
                 sig.bind(**kwargs)
         except TypeError as e:
             # A callable that takes no names (print, list.append) gets the
             # values in the order they were sent.
+            args = tuple(kwargs.values())
             try:
                 if not any(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL) for p in sig.parameters.values()):
                     raise
-                sig.bind(*kwargs.values())
-                args, kwargs = tuple(kwargs.values()), {}
+                sig.bind(*args)
             except TypeError:
                 raise InvalidParams("invalid params for %s: %s" % (method or fn, e)) from None
+            kwargs = {}
+        call = functools.partial(fn, *args, **kwargs)
         if inspect.iscoroutinefunction(fn):
-            return await fn(*args, **kwargs)
-        if not self._callbacks_in_threads:
-            result = fn(*args, **kwargs)
-        else:
-            fut = self._loop.create_future()
-
-            def run():
-                try:
-                    r, e = fn(*args, **kwargs), None
-                except BaseException as exc:
-                    r, e = None, exc
-                try:
-                    self._loop.call_soon_threadsafe(_settle, fut, r, e)
-                except RuntimeError:
-                    pass  # the loop is closed
-
-            threading.Thread(target=run, daemon=True, name="mpbridge callback").start()
-            result = await fut
+            return await call()
+        result = await _on_a_thread(self._loop, call) if self._callbacks_in_threads else call()
         if inspect.isawaitable(result):
             result = await result
         return result
 
     def _answer(self, rid, batch, result=None, error=None):
-        tail = None
-        if error is None:
-            try:
+        try:
+            if error is None:
                 value, exported = self._encode(result)
                 tail = b'"result":' + dumps(value)
                 self._commit(exported)
-            except (TypeError, ValueError) as e:
-                error = errors.InternalError("cannot send the result: %s" % e)
-        if tail is None:
-            e = {"code": error.code, "message": str(error.message)}
-            if error.data is not None:
-                e["data"] = error.data
-            try:
-                tail = b'"error":' + dumps(e)
-            except (TypeError, ValueError):
-                tail = b'"error":' + dumps({"code": error.code, "message": str(error.message)})
+            else:
+                e = {"code": error.code, "message": str(error.message)}
+                tail = b'"error":' + dumps(e if error.data is None else dict(e, data=error.data))
+        except (TypeError, ValueError) as exc:
+            tail = b'"error":' + dumps({"code": -32603, "message": "cannot send the answer: %s" % exc})
         body = b'{"jsonrpc":"2.0","id":' + (rid.encode() if isinstance(rid, _Raw) else dumps(rid)) + b"," + tail + b"}"
         if batch is not None:
             batch.add(body)
@@ -618,20 +588,15 @@ class Client:
     def _learn(self, doc):
         for m in doc.get("methods", []):
             name = m.get("name", "")
-            self._methods[name] = {"params": {p.get("name"): p.get("schema") for p in m.get("params", [])},
+            self._methods[name] = {"params": {"properties": {p.get("name"): p.get("schema") for p in m.get("params", [])}},
                                    "result": (m.get("result") or {}).get("schema")}
             iface, _, meth = name.rpartition(".")
             if iface:
                 self._interfaces.setdefault(iface, set()).add(meth)
 
-    def _type(self, value, schema, by_name=False):
+    def _type(self, value, schema):
         """Names the interface of each proxy in value from a JSON Schema of
         rpc.discover ("title": "Node handle")."""
-        if by_name:
-            for k, s in (schema or {}).items():
-                if isinstance(value, dict) and k in value:
-                    self._type(value[k], s)
-            return
         if not isinstance(schema, dict):
             return
         if isinstance(value, Handle):
@@ -766,13 +731,31 @@ def _ignore(**kw):
     pass
 
 
-def _settle(fut, result, exc):
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
+def _on_a_thread(loop, fn):
+    """Runs fn on a new thread (not a pool, which nested blocking callbacks
+    could exhaust) and returns a future of its result."""
+    fut = loop.create_future()
+
+    def settle(result, exc):
+        if fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+    def run():
+        try:
+            r, e = fn(), None
+        except BaseException as exc:
+            r, e = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, r, e)
+        except RuntimeError:
+            pass  # the loop is closed
+
+    threading.Thread(target=run, daemon=True, name="mpbridge callback").start()
+    return fut
 
 
 def _method(obj, iface, name):
