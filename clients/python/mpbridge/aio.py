@@ -205,15 +205,20 @@ class Client:
         body, exported = self._encode(params)
         if target.id != "init":
             body = dict({"$self": target.id}, **body)
-        rid = self._next_id
-        self._next_id += 1
-        msg = {"jsonrpc": "2.0", "id": rid, "method": method}
+        msg = {"jsonrpc": "2.0", "id": self._next_id, "method": method}
         if body:
             msg["params"] = body
+        try:
+            data = dumps(msg)
+        except ValueError:
+            self._forget(exported)
+            raise
+        rid = self._next_id
+        self._next_id += 1
         fut = self._loop.create_future()
         self._pending[rid] = (fut, method)
         self._commit(exported)
-        self._write(msg)
+        self._write(data)
         try:
             await self._drain()
             if timeout is None:
@@ -334,10 +339,14 @@ class Client:
         try:
             return walk(value), exported
         except Exception:
-            for hid in exported:
-                if hid in self._exports and self._exports[hid].refs == 0:
-                    self._drop_export(hid, close=False)
+            self._forget(exported)
             raise
+
+    def _forget(self, exported):
+        """Drops exports minted for a message that was never sent."""
+        for hid in exported:
+            if hid in self._exports and self._exports[hid].refs == 0:
+                self._drop_export(hid, close=False)
 
     def _export(self, obj):
         key = (id(obj.__self__), id(obj.__func__)) if inspect.ismethod(obj) else id(obj)
@@ -370,26 +379,30 @@ class Client:
 
     async def _read_loop(self):
         try:
-            while True:
-                data = await self._reader.read(1 << 16)
-                items = self._decoder.feed(data) if data else self._decoder.end()
-                for item in items:
-                    if isinstance(item, FrameError):
-                        self._complain("%s", item)
-                        self._write({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "invalid request: %s" % item}})
-                    else:
-                        self._on_message(item)
-                if not data:
-                    break
+            await self._read()
+        except asyncio.CancelledError:
+            self._fail_all()  # the loop is going away: no waiting for the child
+            raise
         except (ConnectionError, OSError) as e:
             log.debug("%s: read failed: %s", self.name, e)
-        finally:
-            await self._on_end()
+        await self._on_end()
+
+    async def _read(self):
+        while True:
+            data = await self._reader.read(1 << 16)
+            for item in self._decoder.feed(data) if data else self._decoder.end():
+                if isinstance(item, FrameError):
+                    self._complain("%s", item)
+                    self._write({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "invalid request: %s" % item}})
+                else:
+                    self._on_message(item)
+            if not data:
+                return
 
     def _on_message(self, data):
         try:
             msg = loads(data)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             self._complain("parse error: %s", e)
             self._write({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error: %s" % e}})
             return
@@ -570,7 +583,11 @@ class Client:
         try:
             if error is None:
                 value, exported = self._encode(result)
-                tail = b'"result":' + dumps(value)
+                try:
+                    tail = b'"result":' + dumps(value)
+                except ValueError:
+                    self._forget(exported)
+                    raise
                 self._commit(exported)
             else:
                 e = {"code": error.code, "message": str(error.message)}

@@ -245,6 +245,26 @@ class CallTest(PeerTest):
         self.peer.answer(req, "pong")
         self.assertEqual(await task, "pong")
 
+    async def test_unsendable_params_leave_nothing_behind(self):
+        with self.assertRaises(ValueError):
+            await self.client.call("Init.x", fn=lambda: None, f=float("nan"))
+        got = await self.callback_request(1, "rpc.handles", None)
+        self.assertEqual(got["result"], {"exports": [], "imports": []})  # the function was not exported
+        task, req = await self.call("Init.ping")
+        self.assertEqual(req["id"], 1)  # the refused call used no id
+        self.peer.answer(req, "pong")
+        self.assertEqual(await task, "pong")
+        self.assertEqual(self.client._pending, {})
+
+    async def test_deep_nesting_is_a_parse_error_not_the_end(self):
+        with self.assertLogs("mpbridge", "WARNING"):
+            self.peer.send(b"[" * 100000 + b"]" * 100000)
+            got = await self.peer.recv()
+        self.assertEqual((got["id"], got["error"]["code"]), (None, -32700))
+        task, req = await self.call("Init.ping")
+        self.peer.answer(req, "pong")
+        self.assertEqual(await task, "pong")
+
     async def test_protocol_methods_served(self):
         self.assertEqual(await self.callback_request(1, "rpc.ping", None),
                          {"jsonrpc": "2.0", "id": 1, "result": True})
