@@ -226,7 +226,7 @@ func dial(t *testing.T, addr string) (*bridge.Conn, nodeinit.Init) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := spawn.Dial(ctx, addr, nil)
+	conn, err := spawn.Dial(ctx, addr, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
