@@ -435,3 +435,73 @@ func TestUnixCookie(t *testing.T) {
 		t.Errorf("wrong cookie on unix: %q", line)
 	}
 }
+
+// TestRateLimit: however many events come, the action runs at most once
+// a second (and once at the start), and is told how many it stands for.
+func TestRateLimit(t *testing.T) {
+	var r rateLimit
+	start := time.Now()
+	calls, total := 0, 0
+	for range 10000 {
+		r.do(func(n int) { calls++; total += n })
+	}
+	if limit := int(time.Since(start)/time.Second) + 1; calls < 1 || calls > limit {
+		t.Errorf("%d calls in %v", calls, time.Since(start))
+	}
+	if total+r.count != 10000 {
+		t.Errorf("counted %d + %d pending, want 10000", total, r.count)
+	}
+}
+
+// TestSocketDoc replays the socket-transcript blocks of docs/PROTOCOL.md
+// against a tcp: listener, each on a new connection, with COOKIE replaced
+// by its cookie; "<- end of stream" requires the listener to close.
+func TestSocketDoc(t *testing.T) {
+	doc, err := os.ReadFile("../docs/PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```socket-transcript\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
+	if len(blocks) < 2 {
+		t.Fatalf("found %d socket transcripts", len(blocks))
+	}
+	cookieFile := filepath.Join(t.TempDir(), "cookie")
+	srv, err := Listen("tcp:127.0.0.1:0", callbacks.Export[testsvc.Init](&testsvc.Service{}), &SocketOptions{CookieFile: cookieFile}, &bridge.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cookie, err := readCookie(cookieFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, address, _ := ParseAddr(srv.Addr())
+	for i, b := range blocks {
+		nc, err := net.Dial("tcp", address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(20 * time.Second))
+		r := bufio.NewReader(nc)
+		for _, line := range strings.Split(strings.TrimSpace(b[1]), "\n") {
+			dir, text, _ := strings.Cut(line, " ")
+			text = strings.ReplaceAll(text, "COOKIE", cookie)
+			switch {
+			case dir == "->":
+				io.WriteString(nc, text+"\n")
+			case line == "<- end of stream":
+				if rest, err := io.ReadAll(r); err != nil || len(rest) > 0 {
+					t.Errorf("transcript %d: %q %v, want end of stream", i+1, rest, err)
+				}
+			case dir == "<-":
+				got, err := r.ReadString('\n')
+				if strings.TrimSuffix(got, "\n") != text {
+					t.Errorf("transcript %d:\n got: %s (%v)\nwant: %s", i+1, got, err, text)
+				}
+			default:
+				t.Fatalf("transcript %d: bad line %q", i+1, line)
+			}
+		}
+		nc.Close()
+	}
+}

@@ -649,6 +649,9 @@ getblockcount
 		{[]string{"getblock"}, 2, "error: usage: getblock HEIGHT"},
 		{[]string{"nosuchcommand"}, 2, `unknown command "nosuchcommand"`},
 		{[]string{"-connect=bogus", "getbalance"}, 2, `bad address "bogus"`},
+		{[]string{"-cookiefile=c", "getbalance"}, 2, "-cookiefile and -tls-ca are for -connect"},
+		{[]string{"-connect=unix:/x.sock", "-tls-ca=ca.pem", "getbalance"}, 2, "-tls-ca is for -connect=tls:HOST:PORT"},
+		{[]string{"-connect=unix:/x.sock", "-inproc", "getbalance"}, 2, "-inproc is for the spawned mpnode"},
 	} {
 		out, errOut, code := gui(t, "", c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) {

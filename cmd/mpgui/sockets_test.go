@@ -438,3 +438,14 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 		t.Fatalf("a new connection after EMFILE: %d %v", n, err)
 	}
 }
+
+// TestHelpListsSocketFlags: mpgui -h lists the address forms and the
+// socket flags.
+func TestHelpListsSocketFlags(t *testing.T) {
+	_, errOut, code := gui(t, "", "-h")
+	for _, f := range []string{"-connect ADDR", "unix:PATH, tcp:HOST:PORT or tls:HOST:PORT", "-cookiefile FILE", "-tls-ca FILE", "-datadir string"} {
+		if code != 0 || !strings.Contains(errOut, f) {
+			t.Errorf("mpgui -h (exit %d) does not list %q:\n%s", code, f, errOut)
+		}
+	}
+}
