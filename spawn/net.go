@@ -118,7 +118,7 @@ func Dial(ctx context.Context, addr string, sopts *SocketOptions, copts *bridge.
 		if nc, err = d.DialContext(ctx, "tcp", address); err == nil {
 			if ip := nc.RemoteAddr().(*net.TCPAddr).IP; !ip.IsLoopback() {
 				nc.Close()
-				return nil, fmt.Errorf("dial %s: %s is not a loopback address: the cookie would cross the network in the clear; use tls:", addr, ip)
+				return nil, fmt.Errorf("dial %s: %s is not a loopback address: the cookie would cross the network in the clear (use a tls: address)", addr, ip)
 			}
 		}
 	case schemeTLS:
@@ -304,7 +304,7 @@ func bindHost(scheme, address string) (string, error) {
 	}
 	for _, ip := range ips {
 		if !ip.IsLoopback() {
-			return "", fmt.Errorf("%s is not a loopback address: a plain tcp: listener accepts only this host's connections; use tls: (with -tls-cert and -tls-key) to listen on %s", ip, host)
+			return "", fmt.Errorf("%s is not a loopback address: a plain tcp: listener accepts only this host's connections; use tls: (with a certificate) to listen on %s", ip, host)
 		}
 	}
 	return ips[0].String(), nil

@@ -24,8 +24,8 @@ import (
 
 	"github.com/mpbridge/mpbridge/internal/testcert"
 	"github.com/mpbridge/mpbridge/node"
-	"github.com/mpbridge/mpbridge/wallet"
 	"github.com/mpbridge/mpbridge/spawn"
+	"github.com/mpbridge/mpbridge/wallet"
 )
 
 // probeEnv makes the test binary a probe (see probe) instead of running
