@@ -34,6 +34,9 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	if addr := os.Getenv(probeEnv); addr != "" {
+		os.Exit(probe(addr))
+	}
 	dir, err := os.MkdirTemp("", "mpgui-test-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -93,11 +96,18 @@ func start(t *testing.T, name string, args ...string) *proc {
 // startEnv is start with extra environment variables.
 func startEnv(t *testing.T, env []string, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, line: make(chan string, 1000), done: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
+	cmd := exec.Command(filepath.Join(binDir, name), args...)
 	if env != nil {
-		p.cmd.Env = append(os.Environ(), env...)
+		cmd.Env = append(os.Environ(), env...)
 	}
+	return startCmd(t, name, cmd)
+}
+
+// startCmd starts cmd, named name in messages; the test's cleanup stops
+// it.
+func startCmd(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, cmd: cmd, line: make(chan string, 1000), done: make(chan struct{})}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +189,20 @@ func (p *proc) kill9() {
 // gui runs mpgui with args and stdin, and returns its output and status.
 func gui(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "mpgui"), args...)
+	return runBin(t, stdin, "mpgui", args...)
+}
+
+// runBin runs bin/name with args and stdin until it exits, and returns
+// its output and status.
+func runBin(t *testing.T, stdin, name string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return runCmd(t, stdin, exec.Command(filepath.Join(binDir, name), args...))
+}
+
+// runCmd runs cmd with stdin until it exits, and returns its output and
+// status.
+func runCmd(t *testing.T, stdin string, cmd *exec.Cmd) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd.Stdin = strings.NewReader(stdin)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
@@ -194,7 +217,7 @@ func gui(t *testing.T, stdin string, args ...string) (stdout, stderr string, cod
 	case err = <-done:
 	case <-time.After(2 * time.Minute):
 		cmd.Process.Kill()
-		t.Fatalf("mpgui %v hangs; output so far:\n%s\n%s", args, o.String(), e.String())
+		t.Fatalf("%v hangs; output so far:\n%s\n%s", cmd.Args, o.String(), e.String())
 	}
 	var ee *exec.ExitError
 	switch {
@@ -221,12 +244,19 @@ func spawnNode(t *testing.T, args ...string) (*spawn.Child, nodeinit.Init) {
 	return child, init
 }
 
-// dial connects the test process to a listening node.
+// dial connects the test process to a node listening on a unix socket.
 func dial(t *testing.T, addr string) (*bridge.Conn, nodeinit.Init) {
+	t.Helper()
+	return dialWith(t, addr, nil)
+}
+
+// dialWith connects the test process to a listening node with socket
+// options (a cookie file, TLS).
+func dialWith(t *testing.T, addr string, sopts *spawn.SocketOptions) (*bridge.Conn, nodeinit.Init) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := spawn.Dial(ctx, addr, nil)
+	conn, err := spawn.Dial(ctx, addr, sopts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,10 +26,10 @@ import (
 	"github.com/mpbridge/mpbridge/wallet"
 )
 
-// rawClient talks JSON-RPC lines to a process's stdin and stdout, as a
+// lineClient talks JSON-RPC lines to a process's stdin and stdout, as a
 // client in any language would. Requests from the process are answered by
 // onCall (nil answers null).
-type rawClient struct {
+type lineClient struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
@@ -59,10 +59,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startRaw runs exe with args; when read is false nothing reads its stdout.
-func startRaw(t *testing.T, exe string, read bool, onCall func(map[string]any) string, args ...string) *rawClient {
+// startLines runs exe with args; when read is false nothing reads its stdout.
+func startLines(t *testing.T, exe string, read bool, onCall func(map[string]any) string, args ...string) *lineClient {
 	t.Helper()
-	c := &rawClient{t: t, cmd: exec.Command(exe, args...), stderr: &lockedBuffer{}, waiting: map[string]chan map[string]any{},
+	c := &lineClient{t: t, cmd: exec.Command(exe, args...), stderr: &lockedBuffer{}, waiting: map[string]chan map[string]any{},
 		onCall: onCall, done: make(chan struct{})}
 	c.cmd.Stderr = c.stderr
 	var err error
@@ -135,14 +135,14 @@ func startRaw(t *testing.T, exe string, read bool, onCall func(map[string]any) s
 	return c
 }
 
-func (c *rawClient) write(line string) {
+func (c *lineClient) write(line string) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	io.WriteString(c.stdin, line+"\n")
 }
 
 // call sends a request and waits up to d for its answer (nil on timeout).
-func (c *rawClient) call(d time.Duration, method string, params map[string]any) map[string]any {
+func (c *lineClient) call(d time.Duration, method string, params map[string]any) map[string]any {
 	c.t.Helper()
 	c.mu.Lock()
 	c.nextID++
@@ -164,7 +164,7 @@ func (c *rawClient) call(d time.Duration, method string, params map[string]any) 
 	}
 }
 
-func (c *rawClient) handle(method string, params map[string]any) string {
+func (c *lineClient) handle(method string, params map[string]any) string {
 	c.t.Helper()
 	m := c.call(30*time.Second, method, params)
 	r, _ := m["result"].(map[string]any)
@@ -179,7 +179,7 @@ func (c *rawClient) handle(method string, params map[string]any) string {
 // of init with counts 0, -1, 2 and null leave mpnode serving, and 10,000
 // bogus releases write a handful of stderr lines, not 10,000.
 func TestBogusReleasesNeitherStopNorFloodTheNode(t *testing.T) {
-	c := startRaw(t, filepath.Join(binDir, "mpnode"), true, nil, "-serve", "-wallet=none")
+	c := startLines(t, filepath.Join(binDir, "mpnode"), true, nil, "-serve", "-wallet=none")
 	var b strings.Builder
 	for _, count := range []string{"0", "-1", "2", "null"} {
 		b.WriteString(`{"jsonrpc":"2.0","method":"release","params":{"handle":"init","count":` + count + `}}` + "\n")
@@ -294,7 +294,7 @@ func TestNodeMemoryBoundedUnderNonReader(t *testing.T) {
 		}
 		exe = filepath.Join(dir, "mpnode")
 	}
-	c := startRaw(t, exe, false, nil, "-serve", "-wallet=none")
+	c := startLines(t, exe, false, nil, "-serve", "-wallet=none")
 	id := strings.Repeat("i", 1<<20)
 	const total = 1536 // 1.5 GiB of ids in, twice that held if nothing bounds it
 	var sent atomic.Int64
@@ -357,7 +357,7 @@ func TestOversizedCallbackAnswer(t *testing.T) {
 		b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": m["id"], "result": big})
 		return string(b)
 	}
-	c := startRaw(t, filepath.Join(binDir, "mpnode"), true, onCall, "-serve", "-wallet=none", "-max-message=65536")
+	c := startLines(t, filepath.Join(binDir, "mpnode"), true, onCall, "-serve", "-wallet=none", "-max-message=65536")
 	chain := c.handle("Init.makeChain", nil)
 	c.handle("Chain.handleNotifications", map[string]any{"$self": chain, "notifications": map[string]any{"$handle": "c1"}})
 	node := c.handle("Init.makeNode", nil)

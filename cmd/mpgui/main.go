@@ -13,7 +13,10 @@
 // Flags:
 //
 //	-connect=ADDR    attach to "mpnode -listen=ADDR" instead of spawning mpnode
-//	-datadir=DIR     the spawned mpnode's data directory (default: in memory)
+//	-cookiefile=FILE with -connect, send the node's cookie from FILE
+//	-tls-ca=FILE     with -connect=tls:..., the authority that signed the node's certificate
+//	-datadir=DIR     the spawned mpnode's data directory (default: in memory);
+//	                 with -connect, the node's, where its .cookie is read
 //	-inproc          the spawned mpnode runs the wallet in its own process
 //	-rpcwallet=NAME  the wallet that wallet commands use
 //	-quiet           do not print notifications
@@ -45,6 +48,7 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/sockflags"
 	"github.com/mpbridge/mpbridge/node/nodeinit"
 	_ "github.com/mpbridge/mpbridge/node/nodeipc"
 	"github.com/mpbridge/mpbridge/spawn"
@@ -66,14 +70,16 @@ type config struct {
 	quiet     bool
 	liveness  time.Duration
 	args      []string
+	sock      sockflags.Dialer
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
 	var c config
 	fs := flag.NewFlagSet("mpgui", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.connect, "connect", "", "attach to the node listening on `ADDR` (unix:PATH or tcp:HOST:PORT) instead of spawning mpnode")
-	fs.StringVar(&c.datadir, "datadir", "", "data directory of the spawned mpnode (default: in memory)")
+	fs.StringVar(&c.connect, "connect", "", "attach to the node listening on `ADDR` ("+sockflags.AddrForms+") instead of spawning mpnode")
+	fs.StringVar(&c.datadir, "datadir", "", "data directory of the spawned mpnode (default: in memory); with -connect, the running node's, whose .cookie is sent")
+	c.sock.Register(fs, "default DIR/.cookie with -datadir=DIR")
 	fs.BoolVar(&c.inproc, "inproc", false, "the spawned mpnode runs the wallet in its own process (-wallet=inproc)")
 	fs.StringVar(&c.rpcwallet, "rpcwallet", "", "the wallet that wallet commands use")
 	fs.StringVar(&c.script, "script", "", "run the commands in `FILE` (\"-\" for stdin)")
@@ -92,12 +98,14 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	c.args = fs.Args()
 	if c.connect != "" {
-		if _, _, err := spawn.ParseAddr(c.connect); err != nil {
+		if err := c.sock.Check(c.connect); err != nil {
 			return nil, err
 		}
-		if c.datadir != "" || c.inproc {
-			return nil, errors.New("-datadir and -inproc are for the spawned mpnode; with -connect the running node has its own")
+		if c.inproc {
+			return nil, errors.New("-inproc is for the spawned mpnode; with -connect the running node has its own wallet")
 		}
+	} else if c.sock != (sockflags.Dialer{}) {
+		return nil, errors.New("-cookiefile and -tls-ca are for -connect")
 	}
 	if c.script != "" && len(c.args) > 0 {
 		return nil, errors.New("give either -script FILE or a command, not both")
@@ -181,9 +189,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // what closes it.
 func connect(ctx context.Context, c *config) (init nodeinit.Init, close func(), pid int, err error) {
 	if c.connect != "" {
+		sopts, err := c.sock.Options(c.connect, c.datadir)
+		if err != nil {
+			return nil, nil, 0, err
+		}
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		conn, err := spawn.Dial(dctx, c.connect, &bridge.Options{Liveness: liveness(c.liveness)})
+		conn, err := spawn.Dial(dctx, c.connect, sopts, &bridge.Options{Liveness: liveness(c.liveness)})
 		if err != nil {
 			return nil, nil, 0, fmt.Errorf("connect to %s: %w", c.connect, err)
 		}

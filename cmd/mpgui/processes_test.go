@@ -356,17 +356,19 @@ func TestAttachDetachReattach(t *testing.T) {
 	}
 }
 
-// TestListenTCP attaches a wallet and a gui over TCP.
+// TestListenTCP attaches a wallet and a gui over TCP, each sending the
+// node's cookie.
 func TestListenTCP(t *testing.T) {
-	nodeProc := start(t, "mpnode", "-listen=tcp:127.0.0.1:0", "-wallet=none")
+	cookie := filepath.Join(t.TempDir(), "cookie")
+	nodeProc := start(t, "mpnode", "-listen=tcp:127.0.0.1:0", "-wallet=none", "-cookiefile="+cookie)
 	addr := nodeProc.waitLine(`listening on (tcp:\S+)`)[1]
-	w := start(t, "mpwallet", "-connect="+addr)
+	w := start(t, "mpwallet", "-connect="+addr, "-cookiefile="+cookie)
 	w.waitLine(`attached to`)
-	out, errOut, code := gui(t, "", "-connect="+addr, "generate", "2")
+	out, errOut, code := gui(t, "", "-connect="+addr, "-cookiefile="+cookie, "generate", "2")
 	if code != 0 || !strings.Contains(out, "* wallet default: balance 10000000000") || !strings.Contains(out, "mined 2 blocks") {
 		t.Fatalf("mpgui generate over tcp: %d\n%s\n%s", code, out, errOut)
 	}
-	out, _, code = gui(t, "", "-connect="+addr, "getbalance")
+	out, _, code = gui(t, "", "-connect="+addr, "-cookiefile="+cookie, "getbalance")
 	if code != 0 || strings.TrimSpace(out) != fmt.Sprint(2*reward) {
 		t.Fatalf("mpgui getbalance over tcp: %d %q", code, out)
 	}
@@ -647,6 +649,9 @@ getblockcount
 		{[]string{"getblock"}, 2, "error: usage: getblock HEIGHT"},
 		{[]string{"nosuchcommand"}, 2, `unknown command "nosuchcommand"`},
 		{[]string{"-connect=bogus", "getbalance"}, 2, `bad address "bogus"`},
+		{[]string{"-cookiefile=c", "getbalance"}, 2, "-cookiefile and -tls-ca are for -connect"},
+		{[]string{"-connect=unix:/x.sock", "-tls-ca=ca.pem", "getbalance"}, 2, "-tls-ca is for -connect=tls:HOST:PORT"},
+		{[]string{"-connect=unix:/x.sock", "-inproc", "getbalance"}, 2, "-inproc is for the spawned mpnode"},
 	} {
 		out, errOut, code := gui(t, "", c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) {

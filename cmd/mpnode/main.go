@@ -6,13 +6,22 @@
 // Usage:
 //
 //	mpnode -serve  [-datadir=DIR] [-wallet=spawn|inproc|none]
-//	mpnode -listen=unix:PATH|tcp:HOST:PORT [-datadir=DIR] [-wallet=...]
+//	mpnode -listen=unix:PATH [-datadir=DIR] [-wallet=...]
+//	mpnode -listen=tcp:HOST:PORT -cookiefile=FILE|-datadir=DIR [-wallet=...]
+//	mpnode -listen=tls:HOST:PORT -tls-cert=FILE -tls-key=FILE -cookiefile=FILE|-datadir=DIR [-wallet=...]
 //
 // With -serve (how mpgui starts it) it serves on stdin and stdout and
 // exits when its input ends or its Init is released. With -listen it
 // serves every connection on the address until SIGINT or SIGTERM; all of
 // them share the one chain, and mpwallet -connect and mpgui -connect
 // attach to it and detach from it at will.
+//
+// Who may connect: a unix socket is created mode 0600 and only this uid's
+// connections are served; a tcp: listener binds loopback only (an empty or
+// wildcard HOST means 127.0.0.1) and serves a connection only after it
+// sent the cookie with rpc.auth; tls: is tcp: with TLS, on any HOST. The
+// cookie is written at start to -cookiefile, default DIR/.cookie, and
+// removed on SIGINT or SIGTERM.
 //
 // -wallet chooses the node's own wallet: "spawn" (the default) runs
 // "mpwallet -serve" and hands it the node's Chain, "inproc" runs the
@@ -37,6 +46,7 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/sockflags"
 	"github.com/mpbridge/mpbridge/node"
 	"github.com/mpbridge/mpbridge/node/nodeinit"
 	_ "github.com/mpbridge/mpbridge/node/nodeipc"
@@ -55,6 +65,7 @@ type config struct {
 	maxQueued  int
 	liveness   time.Duration
 	drain      time.Duration
+	sock       sockflags.Listener
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -62,15 +73,16 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("mpnode", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&c.serve, "serve", false, "serve on stdin and stdout (as a spawned child)")
-	fs.StringVar(&c.listen, "listen", "", "serve every connection on `ADDR` (unix:PATH or tcp:HOST:PORT) until SIGINT or SIGTERM")
+	fs.StringVar(&c.listen, "listen", "", "serve every connection on `ADDR` ("+sockflags.AddrForms+") until SIGINT or SIGTERM")
 	fs.StringVar(&c.datadir, "datadir", "", "store the chain and wallets in `DIR` (default: in memory)")
 	fs.StringVar(&c.walletMode, "wallet", "spawn", "the node's wallet: spawn (an mpwallet process), inproc (in this process) or none")
 	fs.IntVar(&c.maxMessage, "max-message", bridge.DefaultMaxMessageSize, "largest message accepted, in `bytes`")
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
 	fs.IntVar(&c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection, in `bytes`, past which a peer's input is paused until it reads")
 	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a peer that answers nothing, not even a ping, for this long (0: never)")
+	c.sock.Register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mpnode -serve|-listen=ADDR [-datadir=DIR] [-wallet=spawn|inproc|none]")
+		fmt.Fprintln(stderr, "usage: mpnode -serve|-listen=ADDR [-datadir=DIR] [-wallet=spawn|inproc|none] [-cookiefile=FILE] [-tls-cert=FILE -tls-key=FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -85,7 +97,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("bad -wallet %q: want spawn, inproc or none", c.walletMode)
 	}
 	if c.listen != "" {
-		if _, _, err := spawn.ParseAddr(c.listen); err != nil {
+		if err := c.sock.Check(c.listen); err != nil {
 			return nil, err
 		}
 	}
@@ -104,6 +116,13 @@ func run(args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{ReplaceAttr: noTime}))
 	slog.SetDefault(log)
 	opts := &bridge.Options{MaxMessageSize: c.maxMessage, DrainTimeout: c.drain, MaxQueued: c.maxQueued, Liveness: liveness(c.liveness), Logger: log}
+	var sopts *spawn.SocketOptions
+	if c.listen != "" {
+		if sopts, err = c.sock.Options(c.listen, c.datadir); err != nil {
+			fmt.Fprintln(stderr, "mpnode:", err)
+			return 1
+		}
+	}
 
 	bc, err := node.Open(c.datadir, &node.Options{Logger: log})
 	if err != nil {
@@ -123,12 +142,15 @@ func run(args []string, stderr io.Writer) int {
 	if c.serve {
 		return spawn.ServeStdio(init, opts)
 	}
-	srv, err := spawn.Listen(c.listen, init, opts)
+	srv, err := spawn.Listen(c.listen, init, sopts, opts)
 	if err != nil {
 		fmt.Fprintln(stderr, "mpnode:", err)
 		return 1
 	}
 	fmt.Fprintf(stderr, "mpnode: listening on %s\n", srv.Addr())
+	if sopts.CookieFile != "" {
+		fmt.Fprintf(stderr, "mpnode: cookie in %s\n", sopts.CookieFile)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig

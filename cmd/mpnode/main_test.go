@@ -33,6 +33,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"-serve", "-wallet=remote"}, `bad -wallet "remote"`},
 		{[]string{"-listen=udp:1"}, `bad address "udp:1"`},
 		{[]string{"-serve", "extra"}, `unexpected argument "extra"`},
+		{[]string{"-listen=unix:/tmp/x", "-tls-cert=c.pem"}, "-tls-cert and -tls-key are for -listen=tls:HOST:PORT"},
+		{[]string{"-listen=tls:127.0.0.1:0", "-tls-cert=c.pem"}, "-listen=tls:... needs -tls-cert=FILE and -tls-key=FILE"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(c.args, &stderr); code != 2 || !strings.Contains(stderr.String(), c.want) {
@@ -41,6 +43,15 @@ func TestFlags(t *testing.T) {
 	}
 	if _, err := parse([]string{"-serve", "-wallet=inproc", "-datadir=/d"}, &bytes.Buffer{}); err != nil {
 		t.Error(err)
+	}
+	var help bytes.Buffer
+	if code := run([]string{"-h"}, &help); code != 0 {
+		t.Errorf("mpnode -h: exit %d", code)
+	}
+	for _, f := range []string{"-listen ADDR", "unix:PATH, tcp:HOST:PORT or tls:HOST:PORT", "-cookiefile FILE", "-tls-cert FILE", "-tls-key FILE"} {
+		if !strings.Contains(help.String(), f) {
+			t.Errorf("mpnode -h does not list %q:\n%s", f, help.String())
+		}
 	}
 }
 

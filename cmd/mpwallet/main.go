@@ -4,7 +4,9 @@
 // Usage:
 //
 //	mpwallet -serve [-datadir=DIR]
-//	mpwallet -connect=unix:PATH|tcp:HOST:PORT [-datadir=DIR]
+//	mpwallet -connect=unix:PATH [-datadir=DIR]
+//	mpwallet -connect=tcp:HOST:PORT -cookiefile=FILE [-datadir=DIR]
+//	mpwallet -connect=tls:HOST:PORT -cookiefile=FILE [-tls-ca=FILE] [-datadir=DIR]
 //
 // With -serve (how mpnode starts it) it serves wallet.Init on stdin and
 // stdout: makeWalletLoader(chain) makes its loader, following the chain
@@ -14,6 +16,13 @@
 // attached until SIGINT or SIGTERM, or until the node goes away. Either
 // way the wallets are stored in DIR/wallet.sqlite, or in memory without
 // -datadir.
+//
+// A node listening on tcp: or tls: serves only clients that send its
+// cookie: -cookiefile names the file the node wrote it to (its
+// -cookiefile, or .cookie in its data directory). -datadir is the wallet's
+// own directory, never where the node's cookie is looked for. With
+// -connect=tls:..., -tls-ca names the authority that signed the node's
+// certificate.
 package main
 
 import (
@@ -30,6 +39,7 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/sockflags"
 	"github.com/mpbridge/mpbridge/node"
 	"github.com/mpbridge/mpbridge/node/nodeinit"
 	_ "github.com/mpbridge/mpbridge/node/nodeipc"
@@ -47,6 +57,7 @@ type config struct {
 	maxQueued  int
 	liveness   time.Duration
 	drain      time.Duration
+	sock       sockflags.Dialer
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -54,14 +65,15 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("mpwallet", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&c.serve, "serve", false, "serve on stdin and stdout (as a spawned child)")
-	fs.StringVar(&c.connect, "connect", "", "attach to the node listening on `ADDR` (unix:PATH or tcp:HOST:PORT)")
+	fs.StringVar(&c.connect, "connect", "", "attach to the node listening on `ADDR` ("+sockflags.AddrForms+")")
 	fs.StringVar(&c.datadir, "datadir", "", "store the wallets in `DIR` (default: in memory)")
 	fs.IntVar(&c.maxMessage, "max-message", bridge.DefaultMaxMessageSize, "largest message accepted, in `bytes`")
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
 	fs.IntVar(&c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection, in `bytes`, past which a peer's input is paused until it reads")
 	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a peer that answers nothing, not even a ping, for this long (0: never)")
+	c.sock.Register(fs, "needed for tcp: and tls:")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mpwallet -serve|-connect=ADDR [-datadir=DIR]")
+		fmt.Fprintln(stderr, "usage: mpwallet -serve|-connect=ADDR [-datadir=DIR] [-cookiefile=FILE] [-tls-ca=FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -74,7 +86,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("give one of -serve and -connect=ADDR")
 	}
 	if c.connect != "" {
-		if _, _, err := spawn.ParseAddr(c.connect); err != nil {
+		if err := c.sock.Check(c.connect); err != nil {
 			return nil, err
 		}
 	}
@@ -127,9 +139,13 @@ func attach(c *config, opts *bridge.Options, log *slog.Logger, stderr io.Writer)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
 
+	sopts, err := c.sock.Options(c.connect, "")
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := spawn.Dial(ctx, c.connect, opts)
+	conn, err := spawn.Dial(ctx, c.connect, sopts, opts)
 	if err != nil {
 		return err
 	}

@@ -15,10 +15,20 @@ func TestFlags(t *testing.T) {
 		{[]string{"-serve", "-connect=unix:/tmp/x"}, "give one of -serve and -connect"},
 		{[]string{"-connect=nowhere"}, `bad address "nowhere"`},
 		{[]string{"-serve", "extra"}, `unexpected argument "extra"`},
+		{[]string{"-connect=unix:/tmp/x", "-tls-ca=ca.pem"}, "-tls-ca is for -connect=tls:HOST:PORT"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(c.args, &stderr); code != 2 || !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("mpwallet %v: exit %d, %q; want 2 and %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+	var help bytes.Buffer
+	if code := run([]string{"-h"}, &help); code != 0 {
+		t.Errorf("mpwallet -h: exit %d", code)
+	}
+	for _, f := range []string{"-connect ADDR", "unix:PATH, tcp:HOST:PORT or tls:HOST:PORT", "-cookiefile FILE", "-tls-ca FILE"} {
+		if !strings.Contains(help.String(), f) {
+			t.Errorf("mpwallet -h does not list %q:\n%s", f, help.String())
 		}
 	}
 }
