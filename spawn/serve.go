@@ -156,7 +156,7 @@ func connect(p *Process, copts *bridge.Options) *Child {
 	if o.Adapter == nil {
 		o.Adapter = callbacks.Default.Adapter()
 	}
-	o.Name = fmt.Sprintf("%s[%d]", p.Name(), p.Pid())
+	o.Name = p.label()
 	if o.Framing == bridge.FramingAuto {
 		// The parent chooses the framing; a child's banner line must not
 		// switch it.
@@ -212,12 +212,12 @@ func exitReport(p *Process, d time.Duration) *bridge.Error {
 	select {
 	case <-p.Done():
 	case <-t.C:
-		return &bridge.Error{Code: bridge.CodeDisconnected, Message: fmt.Sprintf("%s[%d] closed its output", p.Name(), p.Pid())}
+		return &bridge.Error{Code: bridge.CodeDisconnected, Message: p.label() + " closed its output"}
 	}
 	err := p.Err()
 	var ee *ExitError
 	if err == nil {
-		return &bridge.Error{Code: bridge.CodeDisconnected, Message: fmt.Sprintf("%s[%d] exited with status 0", p.Name(), p.Pid())}
+		return &bridge.Error{Code: bridge.CodeDisconnected, Message: p.label() + " exited with status 0"}
 	}
 	e := &bridge.Error{Code: bridge.CodeDisconnected, Message: err.Error()}
 	if errors.As(err, &ee) && len(ee.Tail) > 0 {
