@@ -3,12 +3,15 @@ package spawn
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/mpbridge/mpbridge/bridge"
@@ -314,4 +317,64 @@ func TestSSHLauncher(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Errorf("Close of a child through ssh: %v", err)
 	}
+}
+
+func TestLaunchedExitErrorText(t *testing.T) {
+	for _, c := range []struct {
+		e    ExitError
+		want string
+	}{
+		{ExitError{Name: "w@h", Pid: 7, Launcher: "ssh", Code: 3}, "w@h exited with status 3"},
+		{ExitError{Name: "w@h", Pid: 7, Launcher: "ssh", Code: 255}, "w@h ended: ssh exited with status 255 (connection failed or lost, or the remote child was killed by a signal)"},
+		{ExitError{Name: "w@box", Pid: 7, Launcher: "docker", Code: 255}, "w@box exited with status 255"},
+		{ExitError{Name: "w@h", Pid: 7, Launcher: "ssh", Code: -1, Signal: syscall.SIGKILL}, "w@h lost: ssh[7] killed by signal 9"},
+		{ExitError{Name: "w@h", Pid: 7, Launcher: "ssh", Code: -1}, "w@h ended abnormally"},
+		{ExitError{Name: "w", Pid: 7, Code: 3}, "w[7] exited with status 3"},
+	} {
+		if got := c.e.Error(); got != c.want {
+			t.Errorf("%+v: Error() = %q, want %q", c.e, got, c.want)
+		}
+	}
+}
+
+// TestSSHLauncherCannotConnect: when ssh itself fails (nothing listens
+// where it connects), calls to the child fail with -32002 naming the
+// child, and ssh's own complaint is in the error's data. Only the ssh
+// client is needed.
+func TestSSHLauncherCannotConnect(t *testing.T) {
+	if _, err := exec.LookPath("ssh"); err != nil {
+		t.Skip("skipped: the ssh client is not installed; .ci/run installs openssh-client")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close() // now nothing listens there
+	buf := &syncBuffer{}
+	c, err := SpawnCommand([]string{"/nonexistent/mpwallet", ServeFlag}, &Options{
+		Launcher: Command{"ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-p", port, "127.0.0.1"},
+		Stderr:   buf,
+	}, &bridge.Options{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = callWithin(t, timeout, c, "Init.add", map[string]int{"a": 1, "b": 2}, nil)
+	var be *bridge.Error
+	if !errors.As(err, &be) || be.Code != bridge.CodeDisconnected ||
+		!strings.HasPrefix(be.Message, "mpwallet@127.0.0.1 ended: ssh exited with status 255") ||
+		!strings.Contains(string(be.Data), "Connection refused") {
+		t.Errorf("a call through an ssh that cannot connect = %v (data %s)", err, dataOf(be))
+	}
+	if !strings.Contains(buf.String(), "mpwallet@127.0.0.1: ssh: connect to host 127.0.0.1 port "+port) {
+		t.Errorf("ssh's stderr is not forwarded under the child's name:\n%s", buf.String())
+	}
+}
+
+func dataOf(e *bridge.Error) string {
+	if e == nil {
+		return ""
+	}
+	return string(e.Data)
 }

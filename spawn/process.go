@@ -343,6 +343,7 @@ func (p *Process) Err() error {
 // exit, then sends SIGTERM and waits Options.TermGrace, then sends SIGKILL.
 // Stop may be called more than once, concurrently, and after the child has
 // exited; every call waits for the same shutdown and returns the same result.
+// The signals of a launched child go to its launcher's process group.
 func (p *Process) Stop() error {
 	p.stopOnce.Do(p.stop)
 	return p.Err()
@@ -373,8 +374,9 @@ func (p *Process) waitFor(d time.Duration) bool {
 	}
 }
 
-// Kill sends SIGKILL to the child without waiting for it to exit; wait on
-// Done for that. It does nothing if the child has already exited.
+// Kill sends SIGKILL to the child (for a launched child, to its launcher's
+// process group) without waiting for it to exit; wait on Done for that. It
+// does nothing if the child has already exited.
 func (p *Process) Kill() error {
 	select {
 	case <-p.done:
