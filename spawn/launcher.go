@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/google/shlex"
@@ -69,9 +70,8 @@ func safeInShell(r rune) bool {
 // is passed), and a short name for where the child runs.
 //
 // ssh joins the words after the destination into one string that the remote
-// user's shell parses, so when a word of the launcher is ssh (alone, or
-// after sudo, sshpass and the like) argv is quoted into one shell word
-// string, and -T is put right after ssh so that no terminal is allocated
+// user's shell parses, so when the launcher is ssh (see sshWord) argv is
+// quoted into one shell command line, and -T is put right after ssh so that no terminal is allocated
 // even if the user's ssh configuration asks for one (a later -t in the
 // launcher still wins). Any other launcher (docker exec, kubectl exec, env,
 // sudo) gets argv as separate words.
@@ -79,10 +79,7 @@ func launchLine(launcher, argv []string) (line []string, via, where string, err 
 	if len(launcher) == 0 || launcher[0] == "" {
 		return nil, "", "", errors.New("spawn: empty launcher")
 	}
-	for i, w := range launcher {
-		if filepath.Base(w) != "ssh" {
-			continue
-		}
+	if i := sshWord(launcher); i >= 0 {
 		line = append(line, launcher[:i+1]...)
 		line = append(line, "-T")
 		line = append(line, launcher[i+1:]...)
@@ -102,6 +99,29 @@ func launchLine(launcher, argv []string) (line []string, via, where string, err 
 		}
 	}
 	return line, via, where, nil
+}
+
+// wrappers are programs that run the command line after their own options,
+// so that ssh may follow them in a launcher.
+var wrappers = []string{"sshpass", "sudo", "doas", "env", "nice", "nohup", "timeout", "setsid", "stdbuf", "ionice", "taskset", "chrt"}
+
+// sshWord returns the index of ssh in launcher: 0 if the launcher's program
+// is ssh, the first word named ssh if the program is a wrapper (sshpass -p
+// pw ssh host, sudo -u bob ssh host), or -1. A word ssh elsewhere (a
+// container named ssh in docker exec -i ssh) does not count.
+func sshWord(launcher []string) int {
+	if filepath.Base(launcher[0]) == "ssh" {
+		return 0
+	}
+	if !slices.Contains(wrappers, filepath.Base(launcher[0])) {
+		return -1
+	}
+	for i, w := range launcher[1:] {
+		if filepath.Base(w) == "ssh" {
+			return i + 1
+		}
+	}
+	return -1
 }
 
 // sshOptionsWithArg are the ssh options that take an argument (from ssh's

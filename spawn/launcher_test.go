@@ -99,6 +99,8 @@ func TestLaunchLine(t *testing.T) {
 		{[]string{"ssh", "h", "sudo", "-u", "w"}, []string{"ssh", "-T", "h", "sudo", "-u", "w", q}, "ssh", "h"},
 		{[]string{"sshpass", "-p", "pw", "ssh", "h"}, []string{"sshpass", "-p", "pw", "ssh", "-T", "h", q}, "ssh", "h"},
 		{[]string{"ssh"}, nil, "ssh", "ssh"},
+		{[]string{"sudo", "-u", "bob", "/usr/bin/ssh", "h"}, []string{"sudo", "-u", "bob", "/usr/bin/ssh", "-T", "h", q}, "ssh", "h"},
+		{[]string{"docker", "exec", "-i", "ssh"}, []string{"docker", "exec", "-i", "ssh", "/bin/mpwallet", "-serve", "-datadir=/d w"}, "docker", "ssh"},
 		{[]string{"docker", "exec", "-i", "box"}, []string{"docker", "exec", "-i", "box", "/bin/mpwallet", "-serve", "-datadir=/d w"}, "docker", "box"},
 		{[]string{"kubectl", "exec", "-i", "pod", "--"}, nil, "kubectl", "pod"},
 		{[]string{"env"}, []string{"env", "/bin/mpwallet", "-serve", "-datadir=/d w"}, "env", "env"},

@@ -45,10 +45,11 @@ type Options struct {
 	// {"docker", "exec", "-i", "box"} or {"kubectl", "exec", "-i", "pod", "--"}.
 	// The launcher's program is looked up here (as LookPath does); the
 	// child's argv[0] is not, it is passed on as given, for the far side to
-	// find. When a word of the launcher is ssh, which joins its arguments
-	// into one command line for the remote user's shell, the child's words
-	// are quoted for a POSIX shell and -T is added after ssh; any other
-	// launcher gets them as separate arguments.
+	// find. When the launcher is ssh (its program, or the program after a
+	// wrapper such as sudo or sshpass), which joins its arguments into one
+	// command line for the remote user's shell, the child's words are
+	// quoted for a POSIX shell and -T is added after ssh; any other launcher
+	// gets them as separate arguments.
 	//
 	// The launched child's pid is not known here: Pid, ExitError.Pid and
 	// signals concern the launcher, which runs in its own process group
@@ -110,8 +111,9 @@ type Process struct {
 // Start runs the executable found by LookPath(name) as
 // "<exe> -serve [opts.Args...]" with pipes for its stdin, stdout and stderr,
 // the way a bridge executable is started as a child. With opts.Launcher,
-// name is not looked up here but passed to the launcher as it is. A nil opts selects the
-// defaults. See StartCommand for children that take other arguments.
+// name is not looked up here but passed to the launcher as it is. A nil
+// opts selects the defaults. See StartCommand for children that take other
+// arguments.
 func Start(name string, opts *Options) (*Process, error) {
 	var args []string
 	if opts != nil {
