@@ -91,9 +91,9 @@ func TestWalletOverSSH(t *testing.T) {
 
 	t.Run("stopped", func(t *testing.T) {
 		// The liveness clock also runs while ssh logs in, which takes
-		// seconds on a loaded machine: 10s leaves room for that.
+		// seconds on a loaded machine: 15s leaves room for that.
 		exe := remoteWallet(t)
-		child, init := spawnNode(t, "-liveness=10s", "-wallet-path="+exe, "-wallet-launcher="+launcher)
+		child, init := spawnNode(t, "-liveness=15s", "-wallet-path="+exe, "-wallet-launcher="+launcher)
 		loader := walletRoundTrip(t, ctx, init)
 		// The wallet is ssh's (through sshd), not the node's.
 		kids := childrenOf(t, child.Process().Pid())
@@ -106,7 +106,7 @@ func TestWalletOverSSH(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { _, err := loader.CreateWallet(ctx, "b"); done <- err }()
-		const want = "mpwallet@127.0.0.1 not responding for 10s"
+		const want = "mpwallet@127.0.0.1 not responding for 15s"
 		select {
 		case err := <-done:
 			if codeOf(err) != bridge.CodeDisconnected || !strings.Contains(err.Error(), want) {
