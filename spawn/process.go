@@ -286,7 +286,8 @@ func (p *Process) exitError(waitErr error, tail []string) *ExitError {
 }
 
 // Name returns the display name of the child: Options.Name, or the base name
-// of its executable.
+// of its executable (followed by "@" and where it runs, for a launched
+// child).
 func (p *Process) Name() string { return p.name }
 
 // Pid returns the process id of the child, or for a launched child (see

@@ -22,6 +22,10 @@
 // The process lifecycle (lookup, stderr forwarding, exit status, graceful
 // then forceful stop) is Start and Process; Serve and Spawn put a
 // bridge.Conn on top of it.
+//
+// A child can run on another machine, or in a container, through a launcher
+// that carries its stdio (Options.Launcher: ssh, docker exec -i, kubectl
+// exec -i); it is then named after where it runs, as in mpwallet@host.
 package spawn
 
 import (
