@@ -1,0 +1,248 @@
+/**
+ * Framing and strict JSON, knowing nothing of JSON-RPC.
+ *
+ * Two framings: newline-delimited JSON (one compact message per line, what
+ * every mpbridge endpoint writes) and LSP base-protocol framing
+ * (Content-Length headers). Decoders take bytes as they arrive and return
+ * complete messages; a message over the size limit is skipped without being
+ * kept and reported as a FrameError in its place.
+ */
+
+/** The default limit on one message, 16 MiB, as on mpbridge endpoints. */
+export const MAX_MESSAGE = 16 << 20;
+const MAX_HEADER = 8 << 10;
+
+/** The two framings: newline-delimited JSON, or LSP's Content-Length headers. */
+export type Framing = "lines" | "lsp";
+
+/** A message that was skipped: too large, or a bad LSP header. */
+export class FrameError extends Error {
+  override readonly name = "FrameError";
+}
+
+/** Splits a byte stream into messages. */
+export interface Decoder {
+  /** Takes the next bytes and returns the messages they complete. */
+  feed(data: Buffer): Array<Buffer | FrameError>;
+  /** Returns what is left when the input ends. */
+  end(): Array<Buffer | FrameError>;
+}
+
+const tooLarge = (max: number) => new FrameError(`message exceeds the ${max}-byte limit`);
+
+/** Splits a byte stream into lines; blank lines are ignored. */
+export class LineDecoder implements Decoder {
+  private buf: Buffer = Buffer.alloc(0);
+  private skipping = false; // inside a line over the limit
+
+  constructor(private readonly max = MAX_MESSAGE) {}
+
+  feed(data: Buffer): Array<Buffer | FrameError> {
+    const out: Array<Buffer | FrameError> = [];
+    let buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
+    let nl: number;
+    while ((nl = buf.indexOf(0x0a)) >= 0) {
+      const line = buf.subarray(0, nl);
+      buf = buf.subarray(nl + 1);
+      if (this.skipping) this.skipping = false;
+      else if (line.length > this.max) out.push(tooLarge(this.max));
+      else if (line.toString("latin1").trim()) out.push(Buffer.from(line));
+    }
+    if (buf.length > this.max) {
+      if (!this.skipping) out.push(tooLarge(this.max));
+      this.skipping = true;
+      buf = Buffer.alloc(0);
+    }
+    this.buf = Buffer.from(buf);
+    return out;
+  }
+
+  end(): Array<Buffer | FrameError> {
+    const rest = this.buf;
+    this.buf = Buffer.alloc(0);
+    return rest.toString("latin1").trim() && !this.skipping ? [rest] : [];
+  }
+}
+
+/**
+ * Splits a byte stream into LSP frames: headers (Content-Length required,
+ * others ignored), a blank line, then Content-Length bytes.
+ */
+export class LSPDecoder implements Decoder {
+  private buf: Buffer = Buffer.alloc(0);
+  private want = -1; // length of the body being read
+  private skip = 0; // bytes of a refused body still to drop
+
+  constructor(private readonly max = MAX_MESSAGE) {}
+
+  feed(data: Buffer): Array<Buffer | FrameError> {
+    const out: Array<Buffer | FrameError> = [];
+    this.buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
+    for (;;) {
+      if (this.skip) {
+        const n = Math.min(this.skip, this.buf.length);
+        this.buf = this.buf.subarray(n);
+        this.skip -= n;
+        if (this.skip) break;
+      }
+      if (this.want < 0) {
+        const end = this.buf.indexOf("\r\n\r\n");
+        if (end < 0) {
+          if (this.buf.length > MAX_HEADER) {
+            this.buf = Buffer.alloc(0);
+            out.push(new FrameError(`LSP header block over ${MAX_HEADER} bytes`));
+          }
+          break;
+        }
+        let n = -1;
+        for (const header of this.buf.subarray(0, end).toString("latin1").split("\r\n")) {
+          const colon = header.indexOf(":");
+          const value = header.slice(colon + 1).trim();
+          if (colon > 0 && header.slice(0, colon).trim().toLowerCase() === "content-length" && /^\d+$/.test(value)) {
+            n = Number(value);
+          }
+        }
+        this.buf = this.buf.subarray(end + 4);
+        if (n < 0) out.push(new FrameError("LSP header without a valid Content-Length"));
+        else if (n > this.max) {
+          out.push(tooLarge(this.max));
+          this.skip = n;
+        } else this.want = n;
+        continue;
+      }
+      if (this.buf.length < this.want) break;
+      out.push(Buffer.from(this.buf.subarray(0, this.want)));
+      this.buf = this.buf.subarray(this.want);
+      this.want = -1;
+    }
+    this.buf = Buffer.from(this.buf);
+    return out;
+  }
+
+  end(): Array<Buffer | FrameError> {
+    return [];
+  }
+}
+
+/**
+ * Detects the peer's framing from the first bytes it sends (`{` or `[`
+ * after optional white space: lines; anything else: LSP headers), as
+ * mpbridge endpoints do, and decodes with it from then on.
+ */
+export class AutoDecoder implements Decoder {
+  private inner: Decoder | undefined;
+
+  constructor(private readonly max = MAX_MESSAGE) {}
+
+  /** The framing detected, once the first bytes have come. */
+  get framing(): Framing | undefined {
+    return this.inner === undefined ? undefined : this.inner instanceof LSPDecoder ? "lsp" : "lines";
+  }
+
+  feed(data: Buffer): Array<Buffer | FrameError> {
+    if (this.inner === undefined) {
+      const first = data.findIndex((b) => b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
+      if (first < 0) return [];
+      this.inner = data[first] === 0x7b || data[first] === 0x5b ? new LineDecoder(this.max) : new LSPDecoder(this.max);
+      data = data.subarray(first);
+    }
+    return this.inner.feed(data);
+  }
+
+  end(): Array<Buffer | FrameError> {
+    return this.inner?.end() ?? [];
+  }
+}
+
+/** Frames one message (compact JSON text) for writing. */
+export function frame(framing: Framing, body: string): Buffer {
+  const bytes = Buffer.from(body, "utf8");
+  if (framing === "lsp") return Buffer.concat([Buffer.from(`Content-Length: ${bytes.length}\r\n\r\n`), bytes]);
+  return Buffer.concat([bytes, Buffer.from("\n")]);
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** One decoded message and the JSON text of its ids, as sent. */
+export interface Parsed {
+  /** The message: an object, or a batch array. */
+  value: unknown;
+  /**
+   * The text of the `id` member of the message, or of each element of a
+   * batch (by index), exactly as the peer wrote it, so that an answer can
+   * echo it byte for byte (big integers and `1e3` included).
+   */
+  rawIds: Array<string | undefined>;
+}
+
+/**
+ * Decodes one message strictly: invalid UTF-8, JSON syntax errors and
+ * duplicate member names throw; the text of each id is kept.
+ */
+export function parse(data: Buffer): Parsed {
+  let text: string;
+  try {
+    text = utf8.decode(data);
+  } catch {
+    throw new SyntaxError("invalid UTF-8");
+  }
+  const value: unknown = JSON.parse(text);
+  return { value, rawIds: scan(text) };
+}
+
+interface Level {
+  object: boolean;
+  keys?: Set<string>;
+  expectKey: boolean;
+  key?: string;
+  valueStart: number;
+  element: number; // index of the current element of an array
+}
+
+/**
+ * Walks valid JSON text, throwing on a duplicate member name, and returns
+ * the raw text of the top-level object's "id" (or of each batch element's).
+ */
+function scan(text: string): Array<string | undefined> {
+  const ids: Array<string | undefined> = [];
+  const stack: Level[] = [];
+  const finish = (top: Level, end: number) => {
+    if (top.key !== "id") return;
+    if (stack.length === 1) ids[0] = text.slice(top.valueStart, end).trim();
+    else if (stack.length === 2 && !stack[0]!.object) ids[stack[0]!.element] = text.slice(top.valueStart, end).trim();
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    const top = stack[stack.length - 1];
+    if (c === 0x22) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+      if (top?.object && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.keys!.has(key)) throw new SyntaxError(`duplicate object member name ${JSON.stringify(key)}`);
+        top.keys!.add(key);
+        top.key = key;
+        top.expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b) {
+      stack.push({ object: true, keys: new Set(), expectKey: true, valueStart: 0, element: 0 });
+    } else if (c === 0x5b) {
+      stack.push({ object: false, expectKey: false, valueStart: 0, element: 0 });
+    } else if (c === 0x3a) {
+      top!.valueStart = i + 1;
+    } else if (c === 0x2c) {
+      if (top!.object) {
+        finish(top!, i);
+        top!.expectKey = true;
+        top!.key = undefined;
+      } else top!.element++;
+    } else if (c === 0x7d) {
+      finish(top!, i);
+      stack.pop();
+    } else if (c === 0x5d) {
+      stack.pop();
+    }
+  }
+  return ids;
+}
