@@ -93,10 +93,10 @@ export class Handle implements Disposable {
   /** @internal */
   kept = false;
   /** @internal */
-  readonly client: Client;
+  readonly client: Client<unknown>;
 
   /** @internal Handles are made by the client, never by hand. */
-  constructor(client: Client, id: string, iface?: string) {
+  constructor(client: Client<unknown>, id: string, iface?: string) {
     this.client = client;
     this.id = id;
     this.interface = iface;
@@ -192,9 +192,9 @@ function isData(v: object): boolean {
  * `await using`, which releases what it holds, releases init and, for a
  * child, waits for it to exit (killing it after the timeout).
  */
-export class Client implements AsyncDisposable {
-  /** The peer's bootstrap object (interface Init). */
-  readonly init: Remote<any>;
+export class Client<I = any> implements AsyncDisposable {
+  /** The peer's bootstrap object (interface Init), typed as I. */
+  readonly init: Remote<I>;
   /** The peer's name: the executable's base name, or the address dialled. */
   readonly name: string;
   /** @internal interface name -> its method names, from rpc.discover. */
@@ -236,8 +236,9 @@ export class Client implements AsyncDisposable {
     this.decoder = new AutoDecoder(options.maxMessage ?? MAX_MESSAGE);
     this.child = options.child;
     this.log = options.log ?? ((m) => process.stderr.write(`mpbridge: ${m}\n`));
-    this.init = new Handle(this, "init", "Init");
-    this.init.refs = 1;
+    const init = new Handle(this, "init", "Init");
+    init.refs = 1;
+    this.init = init as Remote<I>;
     output.on("error", () => {}); // a closed pipe: the reader sees the end and fails the calls
     this.ended = new Promise((resolve) => {
       let done = false;
@@ -288,7 +289,7 @@ export class Client implements AsyncDisposable {
     if (!this.closing) {
       this.closing = true;
       for (const h of [...this.imports.values()]) this.release(h);
-      this.release(this.init);
+      this.release(this.init as Handle);
     }
     await within(this.ended, this.unauthenticated ? 0 : timeout);
     this.output.end();
@@ -718,7 +719,7 @@ export class Client implements AsyncDisposable {
     this.running.clear();
     for (const h of this.imports.values()) h.closed = true;
     this.imports.clear();
-    this.init.closed = true;
+    (this.init as Handle).closed = true;
     for (const hid of [...this.exports.keys()]) this.dropExport(hid);
     this.output.end();
   }

@@ -28,7 +28,7 @@ export interface SpawnOptions extends ClientOptions {
  * is added), with pipes for stdin and stdout, and resolves to a Client
  * talking to it. Its stderr is forwarded line by line, prefixed `name[pid]: `.
  */
-export async function spawn(argv: readonly string[], options: SpawnOptions = {}): Promise<Client> {
+export async function spawn<I = any>(argv: readonly string[], options: SpawnOptions = {}): Promise<Client<I>> {
   if (!argv.length) throw new TypeError("spawn needs a command line");
   // Its own process group, so that Ctrl-C reaches this process only and
   // close() can stop the child in order.
@@ -43,7 +43,7 @@ export async function spawn(argv: readonly string[], options: SpawnOptions = {})
     forward(proc.stderr!, `${name}[${proc.pid}]: `, options.stderr ?? process.stderr, stderrTail),
   ]).then(() => {});
   const child: ChildInfo = { process: proc, stderrTail, exited };
-  return start(new Client(proc.stdout!, proc.stdin!, { ...options, name, child }), undefined, options.discover);
+  return start(new Client<I>(proc.stdout!, proc.stdin!, { ...options, name, child }), undefined, options.discover);
 }
 
 /** Forwards stream line by line to out with prefix, keeping the last lines in tail. */
@@ -85,7 +85,7 @@ export interface ConnectOptions extends ClientOptions {
  * first, on a unix socket too when given. A refused cookie rejects with
  * AuthError.
  */
-export async function connect(address: string, options: ConnectOptions = {}): Promise<Client> {
+export async function connect<I = any>(address: string, options: ConnectOptions = {}): Promise<Client<I>> {
   let cookie = options.cookie;
   if (options.cookieFile !== undefined) cookie = readFileSync(options.cookieFile, "utf8").trim();
   const colon = address.indexOf(":");
@@ -111,10 +111,10 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
   } else {
     throw new TypeError(`address must be unix:PATH, tcp:HOST:PORT or tls:HOST:PORT, not ${JSON.stringify(address)}`);
   }
-  return start(new Client(socket, socket, { ...options, name: address }), cookie, options.discover);
+  return start(new Client<I>(socket, socket, { ...options, name: address }), cookie, options.discover);
 }
 
-async function start(client: Client, cookie: string | undefined, discover = true): Promise<Client> {
+async function start<I>(client: Client<I>, cookie: string | undefined, discover = true): Promise<Client<I>> {
   try {
     if (cookie !== undefined) await client.call("rpc.auth", { cookie });
     if (discover) {

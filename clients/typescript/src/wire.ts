@@ -244,5 +244,5 @@ function scan(text: string): Array<string | undefined> {
       stack.pop();
     }
   }
-  return ids;
+  return Array.from(ids); // no holes: a batch element without an id is undefined
 }
