@@ -95,7 +95,7 @@ export class Handle implements Disposable {
   /** @internal */
   readonly client: Client<unknown>;
 
-  /** @internal Handles are made by the client, never by hand. */
+  /** Handles are made by the client, never by hand. */
   constructor(client: Client<unknown>, id: string, iface?: string) {
     this.client = client;
     this.id = id;
@@ -208,6 +208,7 @@ export class Client<I = any> implements AsyncDisposable {
   private readonly log: (message: string) => void;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  private readonly abandoned = new Set<number>(); // ids of calls cancelled here, whose late answers are expected
   private readonly imports = new Map<string, Handle>(); // peer's id -> live proxy
   private readonly exports = new Map<string, Export>(); // our id -> exported object
   private readonly exportIds = new Map<object, string>(); // exported object -> our id
@@ -350,7 +351,9 @@ export class Client<I = any> implements AsyncDisposable {
   }
 
   private cancel(id: number): void {
-    if (this.pending.delete(id) && !this.error) this.write(JSON.stringify({ jsonrpc: "2.0", method: "cancel", params: { id } }));
+    if (!this.pending.delete(id) || this.error) return;
+    this.abandoned.add(id);
+    this.write(JSON.stringify({ jsonrpc: "2.0", method: "cancel", params: { id } }));
   }
 
   private write(body: string): void {
@@ -510,6 +513,7 @@ export class Client<I = any> implements AsyncDisposable {
     const id = msg.id;
     const pending = typeof id === "number" ? this.pending.get(id) : undefined;
     if (pending) this.pending.delete(id as number);
+    else if (typeof id === "number" && "error" in msg) this.abandoned.delete(id);
     const occurrences: Handle[] = [];
     let result: unknown;
     try {
@@ -530,7 +534,9 @@ export class Client<I = any> implements AsyncDisposable {
       return;
     }
     if (!pending) {
-      this.complain(`a response nobody waits for (id ${JSON.stringify(id)}); giving back its handles`);
+      if (!(typeof id === "number" && this.abandoned.delete(id))) {
+        this.complain(`a response nobody waits for (id ${JSON.stringify(id)}); giving back its handles`);
+      }
       this.releaseAll(occurrences);
       return;
     }
@@ -583,7 +589,7 @@ export class Client<I = any> implements AsyncDisposable {
     try {
       args = this.import(params, occurrences) as Params;
     } catch (e) {
-      return answer(undefined, e as RPCError);
+      return answer(undefined, e instanceof RPCError ? e : new InvalidParams(`invalid params: ${(e as Error).message}`));
     }
     this.type(args, this.schemas.get(method)?.params);
     if (!("id" in msg)) {

@@ -11,6 +11,8 @@
 /** The default limit on one message, 16 MiB, as on mpbridge endpoints. */
 export const MAX_MESSAGE = 16 << 20;
 const MAX_HEADER = 8 << 10;
+/** Arrays and objects nested deeper than this make a message a parse error. */
+export const MAX_DEPTH = 1000;
 
 /** The two framings: newline-delimited JSON, or LSP's Content-Length headers. */
 export type Framing = "lines" | "lsp";
@@ -176,8 +178,9 @@ export interface Parsed {
 }
 
 /**
- * Decodes one message strictly: invalid UTF-8, JSON syntax errors and
- * duplicate member names throw; the text of each id is kept.
+ * Decodes one message strictly: invalid UTF-8, JSON syntax errors,
+ * duplicate member names and nesting deeper than MAX_DEPTH throw; the text
+ * of each id is kept.
  */
 export function parse(data: Buffer): Parsed {
   let text: string;
@@ -187,7 +190,8 @@ export function parse(data: Buffer): Parsed {
     throw new SyntaxError("invalid UTF-8");
   }
   const value: unknown = JSON.parse(text);
-  return { value, rawIds: scan(text) };
+  const rawIds = scan(text);
+  return { value, rawIds };
 }
 
 interface Level {
@@ -225,10 +229,9 @@ function scan(text: string): Array<string | undefined> {
         top.expectKey = false;
       }
       i = j;
-    } else if (c === 0x7b) {
-      stack.push({ object: true, keys: new Set(), expectKey: true, valueStart: 0, element: 0 });
-    } else if (c === 0x5b) {
-      stack.push({ object: false, expectKey: false, valueStart: 0, element: 0 });
+    } else if (c === 0x7b || c === 0x5b) {
+      if (stack.length === MAX_DEPTH) throw new SyntaxError(`nested deeper than ${MAX_DEPTH} levels`);
+      stack.push({ object: c === 0x7b, keys: c === 0x7b ? new Set() : undefined, expectKey: c === 0x7b, valueStart: 0, element: 0 });
     } else if (c === 0x3a) {
       top!.valueStart = i + 1;
     } else if (c === 0x2c) {

@@ -356,3 +356,33 @@ test("an exported object sent back by the peer is the original object", async ()
   await assert.rejects(bad, NoSuchHandle);
   assert.ok(new ApplicationError("x") instanceof RPCError);
 });
+
+test("deep nesting from the peer is answered with an error, and the connection goes on", async () => {
+  const peer = new Peer();
+  const client = peer.client();
+  const obj = { take() { return "taken"; } };
+  void client.call("Init.keep", { obj });
+  const id = (await peer.recv()).params.obj.$handle;
+  const deep = "[".repeat(200_000) + "]".repeat(200_000);
+  peer.send(`{"jsonrpc":"2.0","id":1,"method":"X.take","params":{"$self":"${id}","a":${deep}}}`);
+  const answer = await peer.recv();
+  assert.equal(answer.id, answer.error.code === -32700 ? null : 1);
+  assert.ok([-32700, -32600, -32602].includes(answer.error.code), JSON.stringify(answer));
+  assert.equal(typeof answer.error.message, "string");
+  peer.send({ jsonrpc: "2.0", id: 2, method: "X.take", params: { $self: id } });
+  assert.deepEqual(await peer.recv(), { jsonrpc: "2.0", id: 2, result: "taken" });
+});
+
+test("the late answer to a call that timed out gives back its handles quietly", async () => {
+  const peer = new Peer();
+  const client = peer.client();
+  await assert.rejects(client.call("Init.make", {}, { timeout: 1 }), Timeout);
+  await peer.recv();
+  await peer.recv(); // cancel
+  peer.answer(1, { $handle: "s1.late" });
+  assert.deepEqual(await peer.recv(), { jsonrpc: "2.0", method: "release", params: { handle: "s1.late" } });
+  assert.deepEqual(peer.logged, []);
+  peer.answer(77, { $handle: "s2.stray" }); // nobody ever asked: that is worth a word
+  await peer.recv();
+  assert.equal(peer.logged.length, 1);
+});

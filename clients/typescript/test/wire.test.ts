@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { AutoDecoder, FrameError, LineDecoder, LSPDecoder, frame, parse } from "../src/wire.js";
+import { AutoDecoder, FrameError, LineDecoder, LSPDecoder, MAX_DEPTH, frame, parse } from "../src/wire.js";
 
 const text = (items: Array<Buffer | FrameError>) => items.map((i) => (i instanceof FrameError ? "!" : i.toString()));
 
@@ -57,4 +57,10 @@ test("parse: ids are kept as the peer wrote them, in a batch too", () => {
   assert.deepEqual(parse(Buffer.from('{"id": 12345678901234567890 ,"method":"x","params":{"id":5}}')).rawIds, ["12345678901234567890"]);
   assert.deepEqual(parse(Buffer.from('[{"method":"a","id":1e3},{"method":"b"},{"id":"\\u00e9","method":"c"}]')).rawIds,
     ["1e3", undefined, '"\\u00e9"']);
+});
+
+test("parse: nesting deeper than MAX_DEPTH is a syntax error", () => {
+  const nest = (n: number) => Buffer.from("[".repeat(n) + "]".repeat(n));
+  assert.doesNotThrow(() => parse(nest(MAX_DEPTH)));
+  assert.throws(() => parse(nest(MAX_DEPTH + 1)), /nested deeper than 1000 levels/);
 });
