@@ -13,7 +13,8 @@
  * @module
  */
 
-export { Client, Handle, type CallContext, type CallOptions, type ClientOptions, type Params, type Remote } from "./client.js";
+export { Client, type CallContext, type ClientOptions } from "./client.js";
+export { Handle, type CallOptions, type Params, type Remote } from "./handle.js";
 export {
   ApplicationError, AuthError, Cancelled, Disconnected, InternalError, InvalidParams, InvalidRequest,
   LimitExceeded, MethodNotFound, NoSuchHandle, ParseError, RPCError, Timeout, fromWire,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { Handle } from "../src/client.js";
+import { Handle } from "../src/handle.js";
 import { ApplicationError, Cancelled, Disconnected, NoSuchHandle, RPCError, Timeout } from "../src/errors.js";
 import { Peer } from "./peer.js";
 
