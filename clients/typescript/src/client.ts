@@ -14,7 +14,7 @@ import { constants } from "node:os";
 import { type Readable, type Writable } from "node:stream";
 
 import {
-  ApplicationError, AuthError, Cancelled, Disconnected, InternalError, InvalidParams, InvalidRequest,
+  ApplicationError, AuthError, Cancelled, Disconnected, InternalError, InvalidParams, InvalidRequest, LimitExceeded,
   MethodNotFound, NoSuchHandle, RPCError, Timeout, fromWire,
 } from "./errors.js";
 import { Handle, type CallOptions, type Params, type Remote } from "./handle.js";
@@ -32,7 +32,12 @@ export interface CallContext {
 export interface ClientOptions {
   /** The framing this client writes in: "lines" (the default) or "lsp". It reads either. */
   framing?: Framing;
-  /** The largest message taken from the peer, in bytes (16 MiB by default). */
+  /**
+   * The largest message taken from the peer, in bytes (16 MiB by default,
+   * as on mpbridge endpoints). A call whose message would be larger is
+   * refused with LimitExceeded before it is sent: the peer would answer it
+   * with `id: null`, and it would wait forever.
+   */
   maxMessage?: number;
   /** Ask the peer for rpc.discover at the start, so handles get method properties (default true). */
   discover?: boolean;
@@ -98,6 +103,7 @@ export class Client<I = any> implements AsyncDisposable {
   private readonly output: Writable;
   private readonly framing: Framing;
   private readonly decoder: AutoDecoder;
+  private readonly maxMessage: number;
   private readonly child: ChildInfo | undefined;
   private readonly log: (message: string) => void;
   private nextId = 1;
@@ -128,7 +134,8 @@ export class Client<I = any> implements AsyncDisposable {
     if (this.framing !== "lines" && this.framing !== "lsp") {
       throw new TypeError(`framing must be "lines" or "lsp", not ${JSON.stringify(this.framing)}`);
     }
-    this.decoder = new AutoDecoder(options.maxMessage ?? MAX_MESSAGE);
+    this.maxMessage = options.maxMessage ?? MAX_MESSAGE;
+    this.decoder = new AutoDecoder(this.maxMessage);
     this.child = options.child;
     this.log = options.log ?? ((m) => process.stderr.write(`mpbridge: ${m}\n`));
     const init = new Handle(this, "init", "Init");
@@ -215,6 +222,8 @@ export class Client<I = any> implements AsyncDisposable {
       const msg: Record<string, unknown> = { jsonrpc: "2.0", id: this.nextId, method };
       if (Object.keys(p).length) msg.params = p;
       data = JSON.stringify(msg);
+      const size = Buffer.byteLength(data);
+      if (size > this.maxMessage) throw new LimitExceeded(`${method}: a message of ${size} bytes exceeds the ${this.maxMessage}-byte limit`);
     } catch (e) {
       this.forget(exported);
       throw e;

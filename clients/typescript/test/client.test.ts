@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { Handle } from "../src/handle.js";
-import { ApplicationError, Cancelled, Disconnected, NoSuchHandle, RPCError, Timeout } from "../src/errors.js";
+import { ApplicationError, Cancelled, Disconnected, LimitExceeded, NoSuchHandle, RPCError, Timeout } from "../src/errors.js";
 import { Peer } from "./peer.js";
 
 const DOC = {
@@ -327,15 +327,16 @@ test("notifications from the peer are served one at a time, in order", async () 
 
 test("what cannot be sent is refused before anything is sent", async () => {
   const peer = new Peer();
-  const client = peer.client();
+  const client = peer.client({ maxMessage: 200 });
   await assert.rejects(client.call("Init.x", { n: NaN }), TypeError);
   await assert.rejects(client.call("Init.x", { n: 1n }), TypeError);
   await assert.rejects(client.call("Init.x", [1] as never), /params must be an object/);
   await assert.rejects(client.call("Init.x", { fn: () => 1, bad: Infinity }), TypeError);
+  await assert.rejects(client.call("Init.x", { fn: () => 1, big: "x".repeat(200) }), LimitExceeded);
   const ok = client.call("Init.x", { fn: () => 1 });
   const sent = await peer.recv();
   assert.equal(sent.id, 1);
-  assert.match(sent.params.fn.$handle, /^c2\./); // c1 was minted for the refused call and forgotten
+  assert.match(sent.params.fn.$handle, /^c3\./); // c1 and c2 were minted for the refused calls and forgotten
   peer.send({ jsonrpc: "2.0", id: 5, method: "rpc.handles" });
   assert.equal((await peer.recv()).result.exports.length, 1);
   peer.answer(1, null);
