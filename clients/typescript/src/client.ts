@@ -335,6 +335,8 @@ export class Client<I = any> implements AsyncDisposable {
       return { $handle: value.id };
     }
     const obj = value as object;
+    const toJSON = (obj as { toJSON?: unknown }).toJSON;
+    if (typeof obj === "object" && typeof toJSON === "function") return this.encode(toJSON.call(obj), exported); // a Date
     if (typeof obj === "object" && isData(obj)) {
       if (Array.isArray(obj)) return obj.map((v) => this.encode(v, exported));
       const out: Record<string, unknown> = {};

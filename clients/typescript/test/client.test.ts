@@ -89,13 +89,13 @@ test("objects and functions passed as arguments are served back as callbacks, an
     }
   }
   const fn = (p: { balance: number }) => p.balance * 2;
-  const call = client.call("Init.subscribe", { blocks: new Blocks(), fn, data: { plain: [1, "x"] } });
+  const call = client.call("Init.subscribe", { blocks: new Blocks(), fn, data: { plain: [1, "x"], when: new Date(0) } });
   const sent = await peer.recv();
   const blocksId: string = sent.params.blocks.$handle;
   const fnId: string = sent.params.fn.$handle;
   assert.match(blocksId, /^c1\.[0-9a-f]{16}$/);
   assert.match(fnId, /^c2\.[0-9a-f]{16}$/);
-  assert.deepEqual(sent.params.data, { plain: [1, "x"] });
+  assert.deepEqual(sent.params.data, { plain: [1, "x"], when: "1970-01-01T00:00:00.000Z" }); // toJSON, as JSON.stringify
 
   peer.send({ jsonrpc: "2.0", id: 10, method: "ChainNotifications.blockConnected", params: { $self: blocksId, block: { height: 4 } } });
   assert.deepEqual(await peer.recv(), { jsonrpc: "2.0", id: 10, result: "ack" });
