@@ -201,6 +201,7 @@ export class Client<I = any> implements AsyncDisposable {
     return this.exitCode;
   }
 
+  /** Closes the client at the end of an `await using` scope. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

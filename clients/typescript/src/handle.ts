@@ -91,6 +91,7 @@ export class Handle implements Disposable {
     return this;
   }
 
+  /** Closes the handle at the end of a `using` scope. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -100,10 +101,12 @@ export class Handle implements Disposable {
     return { $handle: this.id };
   }
 
+  /** Names the interface and id, e.g. `Handle(Node s1.9f86d081884c7d65)`. */
   toString(): string {
     return `Handle(${this.interface ?? "?"} ${this.id}${this.closed ? " closed" : ""})`;
   }
 
+  /** What console.log shows. */
   [Symbol.for("nodejs.util.inspect.custom")](): string {
     return this.toString();
   }
