@@ -387,3 +387,16 @@ test("the late answer to a call that timed out gives back its handles quietly", 
   await peer.recv();
   assert.equal(peer.logged.length, 1);
 });
+
+test("without rpc.discover, init takes any method name and other handles only call()", async () => {
+  const peer = new Peer();
+  const client = peer.client();
+  const made = client.init.makeAnything({ n: 1 });
+  assert.deepEqual(await peer.recv(), { jsonrpc: "2.0", id: 1, method: "Init.makeAnything", params: { n: 1 } });
+  peer.answer(1, { $handle: "s1.x" });
+  const h = await made;
+  assert.equal(h.interface, undefined);
+  assert.equal(h.getBlockCount, undefined);
+  assert.deepEqual(h.methods, []);
+  assert.equal(String(h), "Handle(? s1.x)");
+});
