@@ -18,7 +18,7 @@ import {
   MethodNotFound, NoSuchHandle, RPCError, Timeout, fromWire,
 } from "./errors.js";
 import { Handle, type CallOptions, type Params, type Remote } from "./handle.js";
-import { AutoDecoder, FrameError, MAX_MESSAGE, type Framing, frame, parse } from "./wire.js";
+import { AutoDecoder, FrameError, MAX_MESSAGE, type Framing, frame, parse, peek } from "./wire.js";
 
 /** What a callback gets besides its params. */
 export interface CallContext {
@@ -377,8 +377,17 @@ export class Client<I = any> implements AsyncDisposable {
 
   private onFrame(item: Buffer | FrameError): void {
     if (item instanceof FrameError) {
+      // An answer too large to read fails the call it answers at once (§9).
+      const { id, kind } = item.head ? peek(item.head) : {};
+      const pending = kind === "response" && typeof id === "number" ? this.pending.get(id) : undefined;
+      if (pending) {
+        this.pending.delete(id as number);
+        pending.reject(new LimitExceeded(`limit reached: the answer from ${this.name} exceeds the ${this.maxMessage}-byte message limit`));
+        return;
+      }
+      if (kind === "response" && typeof id === "number" && this.abandoned.delete(id)) return; // cancelled here already
       this.complain(item.message);
-      this.sendError("null", new InvalidRequest(`invalid request: ${item.message}`));
+      if (kind !== "response") this.sendError("null", new InvalidRequest(`invalid request: ${item.message}`));
       return;
     }
     let parsed;

@@ -17,9 +17,20 @@ export const MAX_DEPTH = 1000;
 /** The two framings: newline-delimited JSON, or LSP's Content-Length headers. */
 export type Framing = "lines" | "lsp";
 
+/** How much of a skipped message is kept, to find its id. */
+const HEAD = 4096;
+
 /** A message that was skipped: too large, or a bad LSP header. */
 export class FrameError extends Error {
   override readonly name = "FrameError";
+
+  /** The first bytes of a message skipped for its size, where its id can be looked for (see peek). */
+  readonly head: Buffer | undefined;
+
+  constructor(message: string, head?: Buffer) {
+    super(message);
+    this.head = head;
+  }
 }
 
 /** Splits a byte stream into messages. */
@@ -30,39 +41,75 @@ export interface Decoder {
   end(): Array<Buffer | FrameError>;
 }
 
-const tooLarge = (max: number) => new FrameError(`message exceeds the ${max}-byte limit`);
+const tooLarge = (max: number, head: Buffer) =>
+  new FrameError(`message exceeds the ${max}-byte limit`, Buffer.from(head.subarray(0, HEAD)));
+
+/** Bytes that arrived in chunks, joined once when needed (never copied per chunk). */
+class Chunks {
+  private list: Buffer[] = [];
+  length = 0;
+
+  push(b: Buffer): void {
+    if (b.length) {
+      this.list.push(b);
+      this.length += b.length;
+    }
+  }
+
+  /** Removes and returns the first n bytes. */
+  take(n: number): Buffer {
+    const all = this.list.length === 1 ? this.list[0]! : Buffer.concat(this.list, this.length);
+    this.list = all.length > n ? [all.subarray(n)] : [];
+    this.length = all.length - n;
+    return all.subarray(0, n);
+  }
+
+  clear(): void {
+    this.list = [];
+    this.length = 0;
+  }
+}
 
 /** Splits a byte stream into lines; blank lines are ignored. */
 export class LineDecoder implements Decoder {
-  private buf: Buffer = Buffer.alloc(0);
-  private skipping = false; // inside a line over the limit
+  private readonly line = new Chunks(); // the line so far, up to max bytes
+  private skipping = false; // inside a line over the limit, already reported
 
   constructor(private readonly max = MAX_MESSAGE) {}
 
   feed(data: Buffer): Array<Buffer | FrameError> {
     const out: Array<Buffer | FrameError> = [];
-    let buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
     let nl: number;
-    while ((nl = buf.indexOf(0x0a)) >= 0) {
-      const line = buf.subarray(0, nl);
-      buf = buf.subarray(nl + 1);
-      if (this.skipping) this.skipping = false;
-      else if (line.length > this.max) out.push(tooLarge(this.max));
-      else if (line.toString("latin1").trim()) out.push(Buffer.from(line));
+    while ((nl = data.indexOf(0x0a)) >= 0) {
+      this.add(data.subarray(0, nl), out);
+      data = data.subarray(nl + 1);
+      if (!this.skipping) {
+        const line = Buffer.from(this.line.take(this.line.length));
+        if (line.toString("latin1").trim()) out.push(line);
+      }
+      this.line.clear();
+      this.skipping = false;
     }
-    if (buf.length > this.max) {
-      if (!this.skipping) out.push(tooLarge(this.max));
-      this.skipping = true;
-      buf = Buffer.alloc(0);
-    }
-    this.buf = Buffer.from(buf);
+    this.add(data, out);
     return out;
   }
 
+  private add(part: Buffer, out: Array<Buffer | FrameError>): void {
+    if (this.skipping) return;
+    if (this.line.length + part.length <= this.max) {
+      this.line.push(Buffer.from(part));
+      return;
+    }
+    this.line.push(part.subarray(0, HEAD));
+    out.push(tooLarge(this.max, this.line.take(Math.min(this.line.length, HEAD))));
+    this.line.clear();
+    this.skipping = true;
+  }
+
   end(): Array<Buffer | FrameError> {
-    const rest = this.buf;
-    this.buf = Buffer.alloc(0);
-    return rest.toString("latin1").trim() && !this.skipping ? [rest] : [];
+    const rest = this.line.take(this.line.length);
+    this.line.clear();
+    return rest.toString("latin1").trim() && !this.skipping ? [Buffer.from(rest)] : [];
   }
 }
 
@@ -71,53 +118,58 @@ export class LineDecoder implements Decoder {
  * others ignored), a blank line, then Content-Length bytes.
  */
 export class LSPDecoder implements Decoder {
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly buf = new Chunks();
   private want = -1; // length of the body being read
   private skip = 0; // bytes of a refused body still to drop
+  private head: Buffer | undefined; // the first bytes of the refused body, until reported
 
   constructor(private readonly max = MAX_MESSAGE) {}
 
   feed(data: Buffer): Array<Buffer | FrameError> {
     const out: Array<Buffer | FrameError> = [];
-    this.buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
+    this.buf.push(Buffer.from(data));
     for (;;) {
       if (this.skip) {
         const n = Math.min(this.skip, this.buf.length);
-        this.buf = this.buf.subarray(n);
+        const dropped = this.buf.take(n);
         this.skip -= n;
+        if (this.head !== undefined) {
+          this.head = Buffer.concat([this.head, dropped.subarray(0, HEAD - this.head.length)]);
+          if (this.head.length === HEAD || !this.skip) {
+            out.push(tooLarge(this.max, this.head));
+            this.head = undefined;
+          }
+        }
         if (this.skip) break;
       }
       if (this.want < 0) {
-        const end = this.buf.indexOf("\r\n\r\n");
+        const all = this.buf.take(this.buf.length);
+        const end = all.indexOf("\r\n\r\n");
         if (end < 0) {
-          if (this.buf.length > MAX_HEADER) {
-            this.buf = Buffer.alloc(0);
-            out.push(new FrameError(`LSP header block over ${MAX_HEADER} bytes`));
-          }
+          if (all.length > MAX_HEADER) out.push(new FrameError(`LSP header block over ${MAX_HEADER} bytes`));
+          else this.buf.push(all);
           break;
         }
         let n = -1;
-        for (const header of this.buf.subarray(0, end).toString("latin1").split("\r\n")) {
+        for (const header of all.subarray(0, end).toString("latin1").split("\r\n")) {
           const colon = header.indexOf(":");
           const value = header.slice(colon + 1).trim();
           if (colon > 0 && header.slice(0, colon).trim().toLowerCase() === "content-length" && /^\d+$/.test(value)) {
             n = Number(value);
           }
         }
-        this.buf = this.buf.subarray(end + 4);
+        this.buf.push(all.subarray(end + 4));
         if (n < 0) out.push(new FrameError("LSP header without a valid Content-Length"));
         else if (n > this.max) {
-          out.push(tooLarge(this.max));
           this.skip = n;
+          this.head = Buffer.alloc(0);
         } else this.want = n;
         continue;
       }
       if (this.buf.length < this.want) break;
-      out.push(Buffer.from(this.buf.subarray(0, this.want)));
-      this.buf = this.buf.subarray(this.want);
+      out.push(Buffer.from(this.buf.take(this.want)));
       this.want = -1;
     }
-    this.buf = Buffer.from(this.buf);
     return out;
   }
 
@@ -248,4 +300,66 @@ function scan(text: string): Array<string | undefined> {
     }
   }
   return Array.from(ids); // no holes: a batch element without an id is undefined
+}
+
+/** What the first bytes of a skipped message say about it. */
+export interface Peeked {
+  /** The message's top-level id, when it was found in the head. */
+  id?: unknown;
+  /** "response" when the head shows a top-level result or error member, "request" for a method member. */
+  kind?: "response" | "request";
+}
+
+/**
+ * Looks in the first bytes of a message too large to keep (FrameError.head)
+ * for its top-level id and kind, so that the call it answers can fail at
+ * once instead of waiting forever. Tolerates the cut at the end.
+ */
+export function peek(head: Buffer): Peeked {
+  const text = head.toString("utf8");
+  const out: Peeked = {};
+  let depth = 0;
+  let key: string | undefined; // the last top-level member name
+  let expectKey = false;
+  let valueStart = -1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      let j = i + 1;
+      while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+      if (j >= text.length) break; // cut inside a string
+      if (depth === 1 && expectKey) {
+        try {
+          key = JSON.parse(text.slice(i, j + 1)) as string;
+        } catch {
+          return out;
+        }
+        if (key === "result" || key === "error") out.kind = "response";
+        else if (key === "method") out.kind ??= "request";
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (depth === 0 && c !== 0x7b) return out; // a batch: no single id
+      depth++;
+      if (depth === 1) expectKey = true;
+    } else if (c === 0x7d || c === 0x5d || c === 0x2c) {
+      if (depth === 1 && key === "id" && valueStart >= 0) {
+        try {
+          out.id = JSON.parse(text.slice(valueStart, i));
+        } catch {
+          return out;
+        }
+      }
+      if (depth === 1) {
+        expectKey = c === 0x2c;
+        valueStart = -1;
+        key = c === 0x2c ? undefined : key;
+      }
+      if (c !== 0x2c) depth--;
+    } else if (c === 0x3a && depth === 1) {
+      valueStart = i + 1;
+    }
+  }
+  return out;
 }

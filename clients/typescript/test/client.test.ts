@@ -400,3 +400,22 @@ test("without rpc.discover, init takes any method name and other handles only ca
   assert.deepEqual(h.methods, []);
   assert.equal(String(h), "Handle(? s1.x)");
 });
+
+test("an answer over the message limit fails its call with LimitExceeded at once; the connection goes on", async () => {
+  for (const framing of ["lines", "lsp"] as const) {
+    const peer = new Peer(framing);
+    const client = peer.client({ maxMessage: 1000 });
+    const call = client.call("Init.big");
+    await peer.recv();
+    peer.answer(1, "x".repeat(5000));
+    await assert.rejects(call, (e: unknown) => e instanceof LimitExceeded
+      && e.message === "limit reached: the answer from peer exceeds the 1000-byte message limit");
+    peer.send({ jsonrpc: "2.0", id: 8, method: "rpc.ping", params: { pad: "y".repeat(5000) } }); // a request: answered -32600
+    assert.deepEqual((await peer.recv()).error.code, -32600);
+    const next = client.call("Init.small");
+    assert.equal((await peer.recv()).id, 2);
+    peer.answer(2, "ok");
+    assert.equal(await next, "ok");
+    assert.equal(peer.logged.length, 1); // the request only
+  }
+});

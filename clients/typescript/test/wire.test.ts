@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { AutoDecoder, FrameError, LineDecoder, LSPDecoder, MAX_DEPTH, frame, parse } from "../src/wire.js";
+import { AutoDecoder, FrameError, LineDecoder, LSPDecoder, MAX_DEPTH, frame, parse, peek } from "../src/wire.js";
 
 const text = (items: Array<Buffer | FrameError>) => items.map((i) => (i instanceof FrameError ? "!" : i.toString()));
 
@@ -63,4 +63,25 @@ test("parse: nesting deeper than MAX_DEPTH is a syntax error", () => {
   const nest = (n: number) => Buffer.from("[".repeat(n) + "]".repeat(n));
   assert.doesNotThrow(() => parse(nest(MAX_DEPTH)));
   assert.throws(() => parse(nest(MAX_DEPTH + 1)), /nested deeper than 1000 levels/);
+});
+
+test("a message over the limit keeps its head, where peek finds its id and kind", () => {
+  const big = '{"jsonrpc":"2.0","id":7,"result":"' + "x".repeat(10_000) + '"}';
+  const [lineErr] = new LineDecoder(100).feed(Buffer.from(big + "\n"));
+  assert.ok(lineErr instanceof FrameError);
+  assert.equal(lineErr.head!.length, 4096);
+  assert.deepEqual(peek(lineErr.head!), { id: 7, kind: "response" });
+
+  const lsp = new LSPDecoder(100);
+  const wire = Buffer.from(`Content-Length: ${big.length}\r\n\r\n${big}Content-Length: 2\r\n\r\n{}`);
+  const out: Array<Buffer | FrameError> = [];
+  for (let i = 0; i < wire.length; i += 1000) out.push(...lsp.feed(wire.subarray(i, i + 1000)));
+  assert.equal(out.length, 2);
+  assert.deepEqual(peek((out[0] as FrameError).head!), { id: 7, kind: "response" });
+  assert.equal(out[1]!.toString(), "{}");
+
+  assert.deepEqual(peek(Buffer.from('{"jsonrpc":"2.0","id":"a","method":"X.y","params":{"id":3,"result":1')), { id: "a", kind: "request" });
+  assert.deepEqual(peek(Buffer.from('{"result":{"id":5,"error":1},"id":9,"jsonrpc"')), { id: 9, kind: "response" });
+  assert.deepEqual(peek(Buffer.from('{"jsonrpc":"2.0","error":{"code":1},"id":12')), { kind: "response" }); // the id is cut
+  assert.deepEqual(peek(Buffer.from('[{"id":1,"result":2}')), {});
 });
