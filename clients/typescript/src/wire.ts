@@ -70,6 +70,11 @@ class Chunks {
   }
 }
 
+/** Reports whether b holds only JSON white space. */
+function blank(b: Buffer): boolean {
+  return b.every((c) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d);
+}
+
 /** Splits a byte stream into lines; blank lines are ignored. */
 export class LineDecoder implements Decoder {
   private readonly line = new Chunks(); // the line so far, up to max bytes
@@ -85,7 +90,7 @@ export class LineDecoder implements Decoder {
       data = data.subarray(nl + 1);
       if (!this.skipping) {
         const line = Buffer.from(this.line.take(this.line.length));
-        if (line.toString("latin1").trim()) out.push(line);
+        if (!blank(line)) out.push(line);
       }
       this.line.clear();
       this.skipping = false;
@@ -109,7 +114,7 @@ export class LineDecoder implements Decoder {
   end(): Array<Buffer | FrameError> {
     const rest = this.line.take(this.line.length);
     this.line.clear();
-    return rest.toString("latin1").trim() && !this.skipping ? [Buffer.from(rest)] : [];
+    return !blank(rest) && !this.skipping ? [Buffer.from(rest)] : [];
   }
 }
 
@@ -195,7 +200,7 @@ export class AutoDecoder implements Decoder {
 
   feed(data: Buffer): Array<Buffer | FrameError> {
     if (this.inner === undefined) {
-      const first = data.findIndex((b) => b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
+      const first = data.findIndex((c) => c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d);
       if (first < 0) return [];
       this.inner = data[first] === 0x7b || data[first] === 0x5b ? new LineDecoder(this.max) : new LSPDecoder(this.max);
       data = data.subarray(first);
