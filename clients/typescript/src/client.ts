@@ -50,8 +50,10 @@ export interface ChildInfo {
   process: ChildProcess;
   /** The last lines of its stderr, newest last. */
   stderrTail: string[];
-  /** Settles when the child has exited and its stderr is drained. */
+  /** Settles when the child has exited. */
   exited: Promise<void>;
+  /** Settles when its stderr has ended (a grandchild may hold it open longer). */
+  drained: Promise<void>;
 }
 
 interface Export {
@@ -627,7 +629,10 @@ export class Client<I = any> implements AsyncDisposable {
 
   /** The peer's output ended: fail what waits on it, drop what it held. */
   private async onEnd(): Promise<void> {
-    if (this.child) await within(this.child.exited, 5_000);
+    if (this.child) {
+      await within(this.child.exited, 5_000);
+      await within(this.child.drained, 2_000); // for the last lines, in the report
+    }
     this.failAll();
   }
 

@@ -38,11 +38,9 @@ export async function spawn<I = any>(argv: readonly string[], options: SpawnOpti
   await once(proc, "spawn");
   const name = basename(argv[0]!);
   const stderrTail: string[] = [];
-  const exited = Promise.all([
-    proc.exitCode !== null || proc.signalCode !== null ? undefined : once(proc, "exit"),
-    forward(proc.stderr!, `${name}[${proc.pid}]: `, options.stderr ?? process.stderr, stderrTail),
-  ]).then(() => {});
-  const child: ChildInfo = { process: proc, stderrTail, exited };
+  const exited = proc.exitCode !== null || proc.signalCode !== null ? Promise.resolve() : once(proc, "exit").then(() => {});
+  const drained = forward(proc.stderr!, `${name}[${proc.pid}]: `, options.stderr ?? process.stderr, stderrTail);
+  const child: ChildInfo = { process: proc, stderrTail, exited, drained };
   return start(new Client<I>(proc.stdout!, proc.stdin!, { ...options, name, child }), undefined, options.discover);
 }
 
