@@ -46,6 +46,7 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/datadir"
 	"github.com/mpbridge/mpbridge/internal/sockflags"
 	"github.com/mpbridge/mpbridge/node"
 	"github.com/mpbridge/mpbridge/node/nodeinit"
@@ -116,6 +117,14 @@ func run(args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{ReplaceAttr: noTime}))
 	slog.SetDefault(log)
 	opts := &bridge.Options{MaxMessageSize: c.maxMessage, DrainTimeout: c.drain, MaxQueued: c.maxQueued, Liveness: liveness(c.liveness), Logger: log}
+	if c.datadir != "" {
+		lock, err := lockDir(c.datadir, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "mpnode:", err)
+			return 1
+		}
+		defer lock.Release()
+	}
 	var sopts *spawn.SocketOptions
 	if c.listen != "" {
 		if sopts, err = c.sock.Options(c.listen, c.datadir); err != nil {
@@ -173,6 +182,19 @@ func startWallet(c *config, bc *node.Blockchain, svc *nodeinit.Service, opts *br
 	}
 	switch c.walletMode {
 	case "inproc":
+		if dir != "" {
+			lock, err := lockDir(dir, os.Stderr)
+			if err != nil {
+				return nil, err
+			}
+			l, err := wallet.NewLoader(ctx, bc, dir, &wallet.Options{Logger: log})
+			if err != nil {
+				lock.Release()
+				return nil, err
+			}
+			svc.SetWalletLoader(l)
+			return func() { l.Stop(); lock.Release() }, nil
+		}
 		l, err := wallet.NewLoader(ctx, bc, dir, &wallet.Options{Logger: log})
 		if err != nil {
 			return nil, err
@@ -203,6 +225,16 @@ func startWallet(c *config, bc *node.Blockchain, svc *nodeinit.Service, opts *br
 		return nil, fmt.Errorf("start the wallet: %w", err)
 	}
 	return func() {}, nil
+}
+
+// lockDir locks the data directory dir for this process (see
+// internal/datadir), saying on stderr if its mode had to be tightened.
+func lockDir(dir string, stderr io.Writer) (*datadir.Lock, error) {
+	lock, tightened, err := datadir.Acquire(dir, datadir.Owner())
+	if tightened {
+		fmt.Fprintf(stderr, "mpnode: datadir %s was open to others: mode set to 0700\n", dir)
+	}
+	return lock, err
 }
 
 // noTime drops the time from log lines: the parent adds what it needs.

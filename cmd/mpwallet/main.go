@@ -39,6 +39,7 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/datadir"
 	"github.com/mpbridge/mpbridge/internal/sockflags"
 	"github.com/mpbridge/mpbridge/node"
 	"github.com/mpbridge/mpbridge/node/nodeinit"
@@ -119,6 +120,17 @@ func run(args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{ReplaceAttr: noTime}))
 	slog.SetDefault(log)
+	if c.datadir != "" {
+		lock, tightened, err := datadir.Acquire(c.datadir, datadir.Owner())
+		if tightened {
+			fmt.Fprintf(stderr, "mpwallet: datadir %s was open to others: mode set to 0700\n", c.datadir)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "mpwallet:", err)
+			return 1
+		}
+		defer lock.Release()
+	}
 	opts := &bridge.Options{MaxMessageSize: c.maxMessage, DrainTimeout: c.drain, MaxQueued: c.maxQueued, Liveness: liveness(c.liveness), Logger: log}
 	if c.serve {
 		svc := &wallet.Service{Dir: c.datadir, Options: walletOptions(log, stderr)}
