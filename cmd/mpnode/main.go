@@ -66,6 +66,7 @@ type config struct {
 	maxQueued  int
 	liveness   time.Duration
 	drain      time.Duration
+	subTimeout time.Duration
 	sock       sockflags.Listener
 }
 
@@ -81,6 +82,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
 	fs.IntVar(&c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection, in `bytes`, past which a peer's input is paused until it reads")
 	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a peer that answers nothing, not even a ping, for this long (0: never)")
+	fs.DurationVar(&c.subTimeout, "subscriber-timeout", node.DefaultSubscriberTimeout, "drop a subscriber that takes longer than this to take a block (its wallet gets half of it for balance subscribers)")
 	c.sock.Register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mpnode -serve|-listen=ADDR [-datadir=DIR] [-wallet=spawn|inproc|none] [-cookiefile=FILE] [-tls-cert=FILE -tls-key=FILE]")
@@ -94,6 +96,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case c.serve == (c.listen != ""):
 		return nil, errors.New("give one of -serve and -listen=ADDR")
+	case c.subTimeout <= 0:
+		return nil, fmt.Errorf("bad -subscriber-timeout %s: must be positive", c.subTimeout)
 	case c.walletMode != "spawn" && c.walletMode != "inproc" && c.walletMode != "none":
 		return nil, fmt.Errorf("bad -wallet %q: want spawn, inproc or none", c.walletMode)
 	}
@@ -133,7 +137,7 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 
-	bc, err := node.Open(c.datadir, &node.Options{Logger: log})
+	bc, err := node.Open(c.datadir, &node.Options{Logger: log, SubscriberTimeout: c.subTimeout})
 	if err != nil {
 		fmt.Fprintln(stderr, "mpnode:", err)
 		return 1
@@ -180,6 +184,9 @@ func startWallet(c *config, bc *node.Blockchain, svc *nodeinit.Service, opts *br
 	if c.datadir != "" {
 		dir = filepath.Join(c.datadir, "wallets")
 	}
+	// The wallet drops a slow balance subscriber before the node would
+	// drop the wallet for the block it is telling them about.
+	walletOpts := &wallet.Options{Logger: log, SubscriberTimeout: c.subTimeout / 2}
 	switch c.walletMode {
 	case "inproc":
 		if dir != "" {
@@ -187,7 +194,7 @@ func startWallet(c *config, bc *node.Blockchain, svc *nodeinit.Service, opts *br
 			if err != nil {
 				return nil, err
 			}
-			l, err := wallet.NewLoader(ctx, bc, dir, &wallet.Options{Logger: log})
+			l, err := wallet.NewLoader(ctx, bc, dir, walletOpts)
 			if err != nil {
 				lock.Release()
 				return nil, err
@@ -195,14 +202,14 @@ func startWallet(c *config, bc *node.Blockchain, svc *nodeinit.Service, opts *br
 			svc.SetWalletLoader(l)
 			return func() { l.Stop(); lock.Release() }, nil
 		}
-		l, err := wallet.NewLoader(ctx, bc, dir, &wallet.Options{Logger: log})
+		l, err := wallet.NewLoader(ctx, bc, dir, walletOpts)
 		if err != nil {
 			return nil, err
 		}
 		svc.SetWalletLoader(l)
 		return func() { l.Stop() }, nil
 	case "spawn":
-		args := []string{fmt.Sprintf("-liveness=%s", max(c.liveness, 0))}
+		args := []string{fmt.Sprintf("-liveness=%s", max(c.liveness, 0)), fmt.Sprintf("-subscriber-timeout=%s", c.subTimeout/2)}
 		if dir != "" {
 			args = append(args, "-datadir="+dir)
 		}

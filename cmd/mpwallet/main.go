@@ -58,6 +58,7 @@ type config struct {
 	maxQueued  int
 	liveness   time.Duration
 	drain      time.Duration
+	subTimeout time.Duration
 	sock       sockflags.Dialer
 }
 
@@ -72,6 +73,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
 	fs.IntVar(&c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection, in `bytes`, past which a peer's input is paused until it reads")
 	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a peer that answers nothing, not even a ping, for this long (0: never)")
+	fs.DurationVar(&c.subTimeout, "subscriber-timeout", wallet.DefaultSubscriberTimeout/2, "drop a balance subscriber that takes longer than this to answer; keep it below the node's -subscriber-timeout (default 10s), which drops a wallet that is slow to take a block")
 	c.sock.Register(fs, "needed for tcp: and tls:")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mpwallet -serve|-connect=ADDR [-datadir=DIR] [-cookiefile=FILE] [-tls-ca=FILE]")
@@ -85,6 +87,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case c.serve == (c.connect != ""):
 		return nil, errors.New("give one of -serve and -connect=ADDR")
+	case c.subTimeout <= 0:
+		return nil, fmt.Errorf("bad -subscriber-timeout %s: must be positive", c.subTimeout)
 	}
 	if c.connect != "" {
 		if err := c.sock.Check(c.connect); err != nil {
@@ -98,8 +102,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 // stored it and before it hands it to the chain, for crash tests.
 const pauseEnv = "MPWALLET_TEST_PAUSE_BEFORE_BROADCAST"
 
-func walletOptions(log *slog.Logger, stderr io.Writer) *wallet.Options {
-	o := &wallet.Options{Logger: log}
+func walletOptions(c *config, log *slog.Logger, stderr io.Writer) *wallet.Options {
+	o := &wallet.Options{Logger: log, SubscriberTimeout: c.subTimeout}
 	if os.Getenv(pauseEnv) == "1" {
 		o.BeforeBroadcast = func(tx node.Tx) {
 			fmt.Fprintf(stderr, "mpwallet: paused before broadcasting %s\n", tx.Txid)
@@ -133,7 +137,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	opts := &bridge.Options{MaxMessageSize: c.maxMessage, DrainTimeout: c.drain, MaxQueued: c.maxQueued, Liveness: liveness(c.liveness), Logger: log}
 	if c.serve {
-		svc := &wallet.Service{Dir: c.datadir, Options: walletOptions(log, stderr)}
+		svc := &wallet.Service{Dir: c.datadir, Options: walletOptions(c, log, stderr)}
 		defer svc.Stop()
 		return spawn.ServeStdio(callbacks.Export[wallet.Init](svc), opts)
 	}
@@ -171,7 +175,7 @@ func attach(c *config, opts *bridge.Options, log *slog.Logger, stderr io.Writer)
 		return fmt.Errorf("node %s: %w", c.connect, err)
 	}
 	defer callbacks.Release(chain)
-	l, err := wallet.NewLoader(ctx, chain, c.datadir, walletOptions(log, stderr))
+	l, err := wallet.NewLoader(ctx, chain, c.datadir, walletOptions(c, log, stderr))
 	if err != nil {
 		return err
 	}
