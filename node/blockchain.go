@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/semaphore"
-
-	"github.com/mpbridge/mpbridge/bridge"
 )
 
 // Blockchain is the node's state: the blocks, the balance of every
@@ -440,7 +438,7 @@ func (bc *Blockchain) HandleNotifications(_ context.Context, n ChainNotification
 	}
 	bc.nextSub++
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &subscription{bc: bc, id: bc.nextSub, n: n, name: peerName(n),
+	s := &subscription{bc: bc, id: bc.nextSub, n: n, name: PeerName(n),
 		queue: make(chan delivery, subscriberQueue), ctx: ctx, cancel: cancel}
 	bc.subsByID[s.id] = s
 	bc.subs.Go(s.run)
@@ -528,16 +526,6 @@ func (s *subscription) Disconnect(context.Context) error { return s.Close() }
 func (s *subscription) Close() error {
 	s.end()
 	return nil
-}
-
-// peerName names the process a subscriber lives in, for log lines.
-func peerName(v any) string {
-	if p, ok := v.(bridge.Proxy); ok {
-		if c := p.BridgeRemote().Conn(); c != nil {
-			return c.Name()
-		}
-	}
-	return "in-process"
 }
 
 // NewNonce returns a random transaction nonce.

@@ -24,3 +24,15 @@ func Gone(err error) bool {
 	}
 	return false
 }
+
+// PeerName names the process v lives in, for log lines: the peer's name
+// on the connection v is a proxy on (such as "mpwallet[4242]" or "client
+// on unix:PATH"), or "in-process".
+func PeerName(v any) string {
+	if p, ok := v.(bridge.Proxy); ok {
+		if c := p.BridgeRemote().Conn(); c != nil {
+			return c.Name()
+		}
+	}
+	return "in-process"
+}

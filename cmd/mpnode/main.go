@@ -144,6 +144,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	defer bc.Stop()
 	svc := nodeinit.New(bc)
+	svc.SetLogger(log)
 	stopWallet, err := startWallet(c, bc, svc, opts, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "mpnode:", err)

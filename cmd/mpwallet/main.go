@@ -59,6 +59,7 @@ type config struct {
 	liveness   time.Duration
 	drain      time.Duration
 	subTimeout time.Duration
+	create     []string
 	sock       sockflags.Dialer
 }
 
@@ -74,9 +75,16 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection, in `bytes`, past which a peer's input is paused until it reads")
 	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a peer that answers nothing, not even a ping, for this long (0: never)")
 	fs.DurationVar(&c.subTimeout, "subscriber-timeout", wallet.DefaultSubscriberTimeout/2, "drop a balance subscriber that takes longer than this to answer; keep it below the node's -subscriber-timeout (default 10s), which drops a wallet that is slow to take a block")
+	fs.Func("createwallet", "with -connect, create the wallet `NAME` here (unless it exists) before attaching; may be repeated", func(name string) error {
+		if err := wallet.CheckName(name); err != nil {
+			return err
+		}
+		c.create = append(c.create, name)
+		return nil
+	})
 	c.sock.Register(fs, "needed for tcp: and tls:")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mpwallet -serve|-connect=ADDR [-datadir=DIR] [-cookiefile=FILE] [-tls-ca=FILE]")
+		fmt.Fprintln(stderr, "usage: mpwallet -serve|-connect=ADDR [-datadir=DIR] [-createwallet=NAME]... [-cookiefile=FILE] [-tls-ca=FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +95,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case c.serve == (c.connect != ""):
 		return nil, errors.New("give one of -serve and -connect=ADDR")
+	case c.serve && len(c.create) > 0:
+		return nil, errors.New("-createwallet is for -connect: a spawned wallet's wallets are created through the node")
 	case c.subTimeout <= 0:
 		return nil, fmt.Errorf("bad -subscriber-timeout %s: must be positive", c.subTimeout)
 	}
@@ -180,6 +190,15 @@ func attach(c *config, opts *bridge.Options, log *slog.Logger, stderr io.Writer)
 		return err
 	}
 	defer l.Stop()
+	for _, name := range c.create {
+		if _, err := l.GetWallet(ctx, name); err == nil {
+			continue
+		}
+		if _, err := l.CreateWallet(ctx, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "mpwallet: created wallet %s\n", name)
+	}
 	h, err := ninit.AttachWalletLoader(ctx, l)
 	if err != nil {
 		return fmt.Errorf("attach to %s: %w", c.connect, err)
