@@ -48,6 +48,8 @@ type Service struct {
 	bc  *node.Blockchain
 	log *slog.Logger
 
+	multi *loaders // what MakeWalletLoader hands out, the same each time
+
 	mu       sync.Mutex
 	own      wallet.WalletLoader
 	attached []*attachment // oldest first
@@ -57,7 +59,11 @@ var _ Init = (*Service)(nil)
 
 // New returns a Service for bc without a wallet loader. It logs attach
 // and detach to slog.Default().
-func New(bc *node.Blockchain) *Service { return &Service{bc: bc, log: slog.Default()} }
+func New(bc *node.Blockchain) *Service {
+	s := &Service{bc: bc, log: slog.Default()}
+	s.multi = &loaders{s}
+	return s
+}
 
 // SetLogger sets where attach and detach are logged.
 func (s *Service) SetLogger(l *slog.Logger) { s.log = l }
@@ -76,15 +82,15 @@ func (s *Service) MakeNode(context.Context) (node.Node, error) { return s.bc, ni
 // MakeChain implements Init.
 func (s *Service) MakeChain(context.Context) (node.Chain, error) { return s.bc, nil }
 
-// MakeWalletLoader implements Init. The loader it returns follows the
-// wallets as loaders attach and detach.
+// MakeWalletLoader implements Init. The loader it returns (the same each
+// time) follows the wallets as loaders attach and detach.
 func (s *Service) MakeWalletLoader(context.Context) (wallet.WalletLoader, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.own == nil && len(s.attached) == 0 {
 		return nil, ErrNoWallet
 	}
-	return &loaders{s}, nil
+	return s.multi, nil
 }
 
 // AttachWalletLoader implements Init. The attach is logged with the
