@@ -83,3 +83,32 @@ func TestWalletsSideBySide(t *testing.T) {
 		t.Errorf("%d attach and %d detach lines, want 2 and 2:\n%s", a, d, log)
 	}
 }
+
+// TestHelpListsIsolationFlags: the flags of issue 10 items 6 and 7 are in
+// -h of the binaries that take them, and bad values are refused.
+func TestHelpListsIsolationFlags(t *testing.T) {
+	for _, c := range []struct {
+		bin   string
+		flags []string
+	}{
+		{"mpnode", []string{"-subscriber-timeout duration", "(default 10s)"}},
+		{"mpwallet", []string{"-subscriber-timeout duration", "(default 5s)", "-createwallet NAME"}},
+	} {
+		_, errOut, code := runBin(t, "", c.bin, "-h")
+		for _, f := range c.flags {
+			if code != 0 || !strings.Contains(errOut, f) {
+				t.Errorf("%s -h (exit %d) does not list %q:\n%s", c.bin, code, f, errOut)
+			}
+		}
+	}
+	for _, args := range [][]string{
+		{"mpnode", "-serve", "-subscriber-timeout=0s"},
+		{"mpwallet", "-serve", "-subscriber-timeout=-1s"},
+		{"mpwallet", "-connect=unix:/nonexistent", "-createwallet=bad name"},
+		{"mpwallet", "-serve", "-createwallet=alice"},
+	} {
+		if _, errOut, code := runBin(t, "", args[0], args[1:]...); code != 2 || errOut == "" {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message", args, code, errOut)
+		}
+	}
+}

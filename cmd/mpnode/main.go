@@ -29,6 +29,19 @@
 // without one until an mpwallet -connect attaches. The chain is stored in
 // DIR/chain.sqlite and the wallets in DIR/wallets/wallet.sqlite, the same
 // files whichever layout runs; without -datadir everything is in memory.
+// DIR is created mode 0700 (an existing one others may read is set to
+// 0700; one others may write to is refused), the databases are 0600, and
+// DIR is locked: a second process on it exits 1 with "datadir DIR is in
+// use by mpnode[PID]".
+//
+// The node's wallets and those of every mpwallet -connect that attached
+// are listed and used side by side; a new wallet is created in the node's
+// own. Attach and detach are logged on stderr.
+//
+// -subscriber-timeout (default 10s) bounds how long mining waits for a
+// blockConnected subscriber; one that takes longer is dropped with one log
+// line. The spawned or in-process wallet gets half of it for its balance
+// subscribers.
 package main
 
 import (

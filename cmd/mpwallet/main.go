@@ -4,7 +4,7 @@
 // Usage:
 //
 //	mpwallet -serve [-datadir=DIR]
-//	mpwallet -connect=unix:PATH [-datadir=DIR]
+//	mpwallet -connect=unix:PATH [-datadir=DIR] [-createwallet=NAME]...
 //	mpwallet -connect=tcp:HOST:PORT -cookiefile=FILE [-datadir=DIR]
 //	mpwallet -connect=tls:HOST:PORT -cookiefile=FILE [-tls-ca=FILE] [-datadir=DIR]
 //
@@ -16,6 +16,14 @@
 // attached until SIGINT or SIGTERM, or until the node goes away. Either
 // way the wallets are stored in DIR/wallet.sqlite, or in memory without
 // -datadir.
+//
+// An attached wallet's wallets sit beside the node's own (and those of
+// other attached wallets); -createwallet=NAME creates NAME here, if it
+// does not exist, before attaching. DIR is created mode 0700 with the
+// database 0600, and locked: a second process on it exits 1 with
+// "datadir DIR is in use by mpwallet[PID]". -subscriber-timeout (default
+// 5s, half the node's default) drops a balance subscriber that takes
+// longer to answer, so that the node does not drop the wallet first.
 //
 // A node listening on tcp: or tls: serves only clients that send its
 // cookie: -cookiefile names the file the node wrote it to (its
