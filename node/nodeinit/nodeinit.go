@@ -188,16 +188,17 @@ type loaders struct{ s *Service }
 
 // list returns the wallets of every loader, by name: where each lives
 // (the first loader that has it: the node's own, then the attached ones
-// in the order they attached). A loader whose process is gone is left
-// out; another failure is returned.
+// in the order they attached). An attached loader whose process is gone
+// is left out; any other failure, the node's own wallet process being
+// gone included, is returned.
 func (m *loaders) list(ctx context.Context) (map[string]source, []string, error) {
 	where := map[string]source{}
 	var names []string
 	for _, src := range m.s.all() {
 		ns, err := src.loader.ListWallets(ctx)
 		if err != nil {
-			if node.Gone(err) {
-				continue // detached as its connection closes
+			if src.a != nil && node.Gone(err) {
+				continue // an attached process that left: detached as its connection closes
 			}
 			return nil, nil, fmt.Errorf("%s: %w", src.peer, err)
 		}
