@@ -61,8 +61,9 @@ type Options struct {
 	// Now is the clock for block times. Default: time.Now.
 	Now func() time.Time
 	// SubscriberTimeout bounds how long mining waits for a subscriber to
-	// take a block; one that takes longer is dropped, with one log line,
-	// and its handle released. Default: DefaultSubscriberTimeout.
+	// take a block; one that takes longer is dropped, with one log line:
+	// its call is cancelled and it is never called again. Default:
+	// DefaultSubscriberTimeout.
 	SubscriberTimeout time.Duration
 }
 
