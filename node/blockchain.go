@@ -20,11 +20,12 @@ import (
 // address, and the transactions waiting for the next block. It implements
 // Node and Chain; its methods are safe for concurrent use.
 //
-// Mining is serialised (one GenerateToAddress runs at a time). Each
-// subscriber has its own goroutine and a bounded queue of blocks, so it
-// sees blocks in height order and a slow one holds up nobody else for
-// longer than the subscriber timeout; no lock is held while a subscriber
-// runs, so a subscriber may call back into the Chain.
+// Mining is serialised (one GenerateToAddress runs at a time) and each
+// block is given to the subscribers one after the other, in the order
+// they subscribed. Each subscriber has its own goroutine and a bounded
+// queue of blocks, so it sees blocks in height order and a slow one holds
+// up nobody else for longer than the subscriber timeout; no lock is held
+// while a subscriber runs, so a subscriber may call back into the Chain.
 type Blockchain struct {
 	db         *sql.DB
 	log        *slog.Logger
@@ -376,9 +377,11 @@ func (bc *Blockchain) mineOne(address string) (Block, error) {
 	return b, nil
 }
 
-// notify queues b for every subscriber and waits until each has taken
-// it, or the subscriber timeout has passed (the late ones are dropped), or
-// ctx ends. bc.mine is held, so the next block waits.
+// notify gives b to the subscribers one after the other, in the order
+// they subscribed, each through its own queue: it waits until that
+// subscriber has taken b, or for the subscriber timeout (then drops it),
+// or until ctx ends (then b is queued for the others without waiting, and
+// ctx's error returned). bc.mine is held, so the next block waits.
 func (bc *Blockchain) notify(ctx context.Context, b Block) error {
 	bc.mu.Lock()
 	subs := make([]*subscription, 0, len(bc.subsByID))
@@ -387,42 +390,43 @@ func (bc *Blockchain) notify(ctx context.Context, b Block) error {
 	}
 	bc.mu.Unlock()
 	slices.SortFunc(subs, func(a, b *subscription) int { return cmp.Compare(a.id, b.id) })
-	acks := make([]chan error, len(subs))
-	for i, s := range subs {
-		d := delivery{block: b, ack: make(chan error, 1)}
-		select {
-		case s.queue <- d:
-			acks[i] = d.ack
-		default:
-			s.drop(fmt.Sprintf("fell %d blocks behind", cap(s.queue)), b.Height)
-		}
-	}
 	timer := time.NewTimer(bc.subTimeout)
 	defer timer.Stop()
-	expired := false
 	for i, s := range subs {
-		if acks[i] == nil {
+		ack := s.enqueue(b)
+		if ack == nil {
 			continue
 		}
-		if !expired {
-			select {
-			case <-acks[i]:
-				continue
-			case <-s.ctx.Done(): // dropped or unsubscribed meanwhile
-				continue
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-timer.C:
-				expired = true
-			}
-		}
+		timer.Reset(bc.subTimeout)
 		select {
-		case <-acks[i]:
-		default:
+		case <-ack:
+		case <-s.ctx.Done(): // dropped or unsubscribed meanwhile
+		case <-timer.C:
 			s.drop("did not answer within "+bc.subTimeout.String(), b.Height)
+		case <-ctx.Done():
+			for _, rest := range subs[i+1:] {
+				rest.enqueue(b)
+			}
+			return ctx.Err()
 		}
 	}
 	return nil
+}
+
+// enqueue queues b for s and returns the channel its answer will be sent
+// on, or nil if s's queue is full (s is dropped) or s has ended.
+func (s *subscription) enqueue(b Block) <-chan error {
+	if s.ctx.Err() != nil {
+		return nil
+	}
+	d := delivery{block: b, ack: make(chan error, 1)}
+	select {
+	case s.queue <- d:
+		return d.ack
+	default:
+		s.drop(fmt.Sprintf("fell %d blocks behind", cap(s.queue)), b.Height)
+		return nil
+	}
 }
 
 // HandleNotifications implements Chain. Each subscription has a goroutine

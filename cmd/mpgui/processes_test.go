@@ -127,24 +127,8 @@ func scenario(t *testing.T, init nodeinit.Init) outcome {
 	try("too much", second(ws["bob"].SendToAddress(ctx, addrs["alice"], 10*reward)))
 	try("unknown wallet", second(loader.GetWallet(ctx, "carol")))
 	try("bad generate", second(n.GenerateToAddress(ctx, 1, "ABC")))
-	out.Notifications = byTopic(ev.snapshot())
+	out.Notifications = ev.snapshot()
 	return out
-}
-
-// byTopic puts the block notifications first and the balance ones after,
-// each kept in the order it came. Subscribers take a block side by side,
-// so only the order within each subscriber is fixed (docs/PROTOCOL.md
-// section 9).
-func byTopic(events []string) []string {
-	var blocks, balances []string
-	for _, e := range events {
-		if strings.HasPrefix(e, "block ") {
-			blocks = append(blocks, e)
-		} else {
-			balances = append(balances, e)
-		}
-	}
-	return append(blocks, balances...)
 }
 
 func second[T any](_ T, err error) error { return err }
@@ -188,7 +172,7 @@ func TestInprocEquivalence(t *testing.T) {
 		"alice balance 19999993766", "bob balance 1234", "block 5 (2 txs)",
 		"block 6 (1 txs)",
 	}
-	if want = byTopic(want); !slices.Equal(local.Notifications, want) {
+	if !slices.Equal(local.Notifications, want) {
 		t.Errorf("notifications:\n%s\nwant:\n%s", strings.Join(local.Notifications, "\n"), strings.Join(want, "\n"))
 	}
 	t.Logf("outcome: %+v", local)
