@@ -341,6 +341,10 @@ func (b *badObject) Call(context.Context, string, *Params) (any, error) {
 	return nil, &Error{Code: CodeInternalError, Message: b.err.Error()}
 }
 
+// Name returns how the connection names its peer in messages
+// (Options.Name), such as "mpwallet[4242]" or "client on unix:PATH".
+func (c *Conn) Name() string { return c.opts.Name }
+
 // Bootstrap returns the peer's bootstrap object. Closing it releases "init",
 // which asks the peer to shut down in order.
 func (c *Conn) Bootstrap() *Remote {

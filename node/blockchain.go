@@ -12,21 +12,30 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Blockchain is the node's state: the blocks, the balance of every
 // address, and the transactions waiting for the next block. It implements
 // Node and Chain; its methods are safe for concurrent use.
 //
-// Mining and notification are serialised (one GenerateToAddress runs at a
-// time), so subscribers see blocks in height order; no lock is held while
-// a subscriber runs, so a subscriber may call back into the Chain.
+// Mining is serialised (one GenerateToAddress runs at a time) and each
+// block is given to the subscribers one after the other, in the order
+// they subscribed. Each subscriber has its own goroutine and a bounded
+// queue of blocks, so it sees blocks in height order and a slow one holds
+// up nobody else for longer than the subscriber timeout; no lock is held
+// while a subscriber runs, so a subscriber may call back into the Chain.
 type Blockchain struct {
-	db  *sql.DB
-	log *slog.Logger
-	now func() time.Time
+	db         *sql.DB
+	log        *slog.Logger
+	now        func() time.Time
+	subTimeout time.Duration
 
-	mine sync.Mutex // serialises mining and notification
+	// mine serialises mining and notification; waiting for it honours
+	// the caller's context.
+	mine *semaphore.Weighted
+	subs sync.WaitGroup // the subscribers' goroutines
 
 	mu       sync.Mutex
 	blocks   []Block          // by height
@@ -35,7 +44,7 @@ type Blockchain struct {
 	mempool  []Tx
 	inPool   map[string]bool
 	spending map[string]int64 // amount the mempool spends, by address
-	subs     map[uint64]*subscription
+	subsByID map[uint64]*subscription
 	nextSub  uint64
 	stopped  bool
 }
@@ -52,7 +61,20 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for block times. Default: time.Now.
 	Now func() time.Time
+	// SubscriberTimeout bounds how long mining waits for a subscriber to
+	// take a block; one that takes longer is dropped, with one log line:
+	// its call is cancelled and it is never called again. Default:
+	// DefaultSubscriberTimeout.
+	SubscriberTimeout time.Duration
 }
+
+// DefaultSubscriberTimeout is the default Options.SubscriberTimeout.
+const DefaultSubscriberTimeout = 10 * time.Second
+
+// subscriberQueue is how many blocks may wait for one subscriber (after
+// cancelled GenerateToAddress calls stopped waiting for it); a subscriber
+// that falls further behind is dropped.
+const subscriberQueue = 256
 
 // genesisTime is the time of the genesis block, the same for every node.
 const genesisTime = 1231006505
@@ -65,9 +87,13 @@ func Open(dir string, opts *Options) (*Blockchain, error) {
 		return nil, err
 	}
 	bc := &Blockchain{
-		db: db, log: slog.Default(), now: time.Now,
+		db: db, log: slog.Default(), now: time.Now, subTimeout: DefaultSubscriberTimeout,
+		mine:     semaphore.NewWeighted(1),
 		balances: map[string]int64{}, mined: map[string]int64{},
-		inPool: map[string]bool{}, spending: map[string]int64{}, subs: map[uint64]*subscription{},
+		inPool: map[string]bool{}, spending: map[string]int64{}, subsByID: map[uint64]*subscription{},
+	}
+	if opts != nil && opts.SubscriberTimeout > 0 {
+		bc.subTimeout = opts.SubscriberTimeout
 	}
 	if opts != nil && opts.Logger != nil {
 		bc.log = opts.Logger
@@ -213,13 +239,28 @@ func (bc *Blockchain) addToPool(tx Tx) {
 	}
 }
 
-// Stop closes the database. Calls after Stop fail.
+// Stop ends every subscription (a call in flight is cancelled), waits
+// for the subscribers' goroutines, and closes the database. Calls after
+// Stop fail.
 func (bc *Blockchain) Stop() error {
-	bc.mine.Lock()
-	defer bc.mine.Unlock()
+	_ = bc.mine.Acquire(context.Background(), 1)
+	defer bc.mine.Release(1)
 	bc.mu.Lock()
+	if bc.stopped {
+		bc.mu.Unlock()
+		return nil
+	}
 	bc.stopped = true
+	subs := make([]*subscription, 0, len(bc.subsByID))
+	for _, s := range bc.subsByID {
+		subs = append(subs, s)
+	}
+	clear(bc.subsByID)
 	bc.mu.Unlock()
+	for _, s := range subs {
+		s.cancel()
+	}
+	bc.subs.Wait()
 	return bc.db.Close()
 }
 
@@ -270,8 +311,12 @@ func (bc *Blockchain) BroadcastTransaction(_ context.Context, tx Tx) (string, er
 	return tx.Txid, nil
 }
 
-// GenerateToAddress implements Node. If ctx ends, the block being mined is
-// still connected and notified, and no more are mined.
+// GenerateToAddress implements Node. It returns once every subscriber has
+// taken each block, or was dropped for not taking it within the
+// subscriber timeout. If ctx ends (while waiting for another call's
+// mining, or for a subscriber), it returns at once with the hashes mined
+// so far and ctx's error: the blocks mined stay mined, and every
+// subscriber still receives them, in order.
 func (bc *Blockchain) GenerateToAddress(ctx context.Context, blocks int, address string) ([]string, error) {
 	if err := CheckAddress(address); err != nil {
 		return nil, err
@@ -279,8 +324,10 @@ func (bc *Blockchain) GenerateToAddress(ctx context.Context, blocks int, address
 	if blocks < 0 || blocks > MaxBlocksPerCall {
 		return nil, fmt.Errorf("invalid number of blocks %d: want 0 to %d", blocks, MaxBlocksPerCall)
 	}
-	bc.mine.Lock()
-	defer bc.mine.Unlock()
+	if err := bc.mine.Acquire(ctx, 1); err != nil {
+		return nil, err
+	}
+	defer bc.mine.Release(1)
 	hashes := []string{}
 	for range blocks {
 		if err := ctx.Err(); err != nil {
@@ -291,7 +338,9 @@ func (bc *Blockchain) GenerateToAddress(ctx context.Context, blocks int, address
 			return hashes, err
 		}
 		hashes = append(hashes, b.Hash)
-		bc.notify(context.WithoutCancel(ctx), b)
+		if err := bc.notify(ctx, b); err != nil {
+			return hashes, err
+		}
 	}
 	return hashes, nil
 }
@@ -328,27 +377,61 @@ func (bc *Blockchain) mineOne(address string) (Block, error) {
 	return b, nil
 }
 
-// notify delivers b to every subscriber, one after the other, in the
-// order they subscribed. bc.mine is held, so the next block waits.
-func (bc *Blockchain) notify(ctx context.Context, b Block) {
+// notify gives b to the subscribers one after the other, in the order
+// they subscribed, each through its own queue: it waits until that
+// subscriber has taken b, or for the subscriber timeout (then drops it),
+// or until ctx ends (then b is queued for the others without waiting, and
+// ctx's error returned). bc.mine is held, so the next block waits.
+func (bc *Blockchain) notify(ctx context.Context, b Block) error {
 	bc.mu.Lock()
-	subs := make([]*subscription, 0, len(bc.subs))
-	for _, s := range bc.subs {
+	subs := make([]*subscription, 0, len(bc.subsByID))
+	for _, s := range bc.subsByID {
 		subs = append(subs, s)
 	}
 	bc.mu.Unlock()
 	slices.SortFunc(subs, func(a, b *subscription) int { return cmp.Compare(a.id, b.id) })
-	for _, s := range subs {
-		if !s.live() {
+	timer := time.NewTimer(bc.subTimeout)
+	defer timer.Stop()
+	for i, s := range subs {
+		ack := s.enqueue(b)
+		if ack == nil {
 			continue
 		}
-		if err := s.n.BlockConnected(ctx, b); err != nil && s.live() {
-			bc.log.Warn("a subscriber failed to take a block", "height", b.Height, "subscriber", s.id, "error", err)
+		timer.Reset(bc.subTimeout)
+		select {
+		case <-ack:
+		case <-s.ctx.Done(): // dropped or unsubscribed meanwhile
+		case <-timer.C:
+			s.drop("did not answer within "+bc.subTimeout.String(), b.Height)
+		case <-ctx.Done():
+			for _, rest := range subs[i+1:] {
+				rest.enqueue(b)
+			}
+			return ctx.Err()
 		}
+	}
+	return nil
+}
+
+// enqueue queues b for s and returns the channel its answer will be sent
+// on, or nil if s's queue is full (s is dropped) or s has ended.
+func (s *subscription) enqueue(b Block) <-chan error {
+	if s.ctx.Err() != nil {
+		return nil
+	}
+	d := delivery{block: b, ack: make(chan error, 1)}
+	select {
+	case s.queue <- d:
+		return d.ack
+	default:
+		s.drop(fmt.Sprintf("fell %d blocks behind", cap(s.queue)), b.Height)
+		return nil
 	}
 }
 
-// HandleNotifications implements Chain.
+// HandleNotifications implements Chain. Each subscription has a goroutine
+// of its own that delivers the blocks queued for it, one at a time; it
+// ends when the subscription does (Disconnect, Close, a drop, or Stop).
 func (bc *Blockchain) HandleNotifications(_ context.Context, n ChainNotifications) (Handler, error) {
 	if n == nil {
 		return nil, errors.New("notifications must not be null")
@@ -359,8 +442,11 @@ func (bc *Blockchain) HandleNotifications(_ context.Context, n ChainNotification
 		return nil, errStopped
 	}
 	bc.nextSub++
-	s := &subscription{bc: bc, id: bc.nextSub, n: n}
-	bc.subs[s.id] = s
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &subscription{bc: bc, id: bc.nextSub, n: n, name: PeerName(n),
+		queue: make(chan delivery, subscriberQueue), ctx: ctx, cancel: cancel}
+	bc.subsByID[s.id] = s
+	bc.subs.Go(s.run)
 	return s, nil
 }
 
@@ -368,20 +454,73 @@ func (bc *Blockchain) HandleNotifications(_ context.Context, n ChainNotification
 func (bc *Blockchain) Subscribers() int {
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
-	return len(bc.subs)
+	return len(bc.subsByID)
+}
+
+// delivery is a block queued for a subscriber; ack receives the
+// subscriber's answer.
+type delivery struct {
+	block Block
+	ack   chan error // buffered: the subscriber never waits on it
 }
 
 // subscription is the Handler of HandleNotifications.
 type subscription struct {
-	bc *Blockchain
-	id uint64
-	n  ChainNotifications
+	bc     *Blockchain
+	id     uint64
+	n      ChainNotifications
+	name   string
+	queue  chan delivery
+	ctx    context.Context // ends with the subscription
+	cancel context.CancelFunc
 }
 
-func (s *subscription) live() bool {
+// run delivers the queued blocks in order until the subscription ends.
+// The subscriber's ChainNotifications is not used after that; its
+// reference goes back to its owner with the Handler's (the protocol ties
+// a handle passed as an argument to the objects the call returned).
+func (s *subscription) run() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case d := <-s.queue:
+			ctx, cancel := context.WithTimeout(s.ctx, s.bc.subTimeout)
+			err := s.n.BlockConnected(ctx, d.block)
+			timedOut := err != nil && ctx.Err() != nil && s.ctx.Err() == nil
+			cancel()
+			d.ack <- err
+			switch {
+			case err == nil, s.ctx.Err() != nil:
+			case timedOut:
+				s.drop("did not answer within "+s.bc.subTimeout.String(), d.block.Height)
+			case Gone(err):
+				s.drop("is gone: "+err.Error(), d.block.Height)
+			default:
+				s.bc.log.Warn("a chain subscriber failed to take a block", "subscriber", s.id, "peer", s.name, "height", d.block.Height, "error", err)
+			}
+		}
+	}
+}
+
+// end removes the subscription and cancels its delivery in flight; it
+// reports whether this call ended it.
+func (s *subscription) end() bool {
 	s.bc.mu.Lock()
-	defer s.bc.mu.Unlock()
-	return s.bc.subs[s.id] == s
+	live := s.bc.subsByID[s.id] == s
+	if live {
+		delete(s.bc.subsByID, s.id)
+	}
+	s.bc.mu.Unlock()
+	s.cancel()
+	return live
+}
+
+// drop ends the subscription, logging why once.
+func (s *subscription) drop(why string, height int64) {
+	if s.end() {
+		s.bc.log.Warn("a chain subscriber "+why+"; dropped", "subscriber", s.id, "peer", s.name, "height", height)
+	}
 }
 
 // Disconnect implements Handler.
@@ -390,9 +529,7 @@ func (s *subscription) Disconnect(context.Context) error { return s.Close() }
 // Close ends the subscription; the bridge calls it when the last
 // reference to the Handler is released. It is idempotent.
 func (s *subscription) Close() error {
-	s.bc.mu.Lock()
-	defer s.bc.mu.Unlock()
-	delete(s.bc.subs, s.id)
+	s.end()
 	return nil
 }
 

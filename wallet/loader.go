@@ -32,6 +32,8 @@ type Loader struct {
 	handler node.Handler
 	before  func(node.Tx)
 
+	subTimeout time.Duration // for each balance notification
+
 	send  sync.Mutex // one send at a time: inputs are chosen, then broadcast
 	apply sync.Mutex
 
@@ -59,7 +61,15 @@ type Options struct {
 	// transaction is stored and before it is handed to the chain: a fault
 	// injection point for crash tests.
 	BeforeBroadcast func(tx node.Tx)
+	// SubscriberTimeout bounds how long a balance subscriber may take to
+	// answer one notification; one that takes longer, or whose
+	// connection is gone, is dropped with one log line. Default:
+	// DefaultSubscriberTimeout.
+	SubscriberTimeout time.Duration
 }
+
+// DefaultSubscriberTimeout is the default Options.SubscriberTimeout.
+const DefaultSubscriberTimeout = 10 * time.Second
 
 const walletSchema = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -115,8 +125,12 @@ func NewLoader(ctx context.Context, chain node.Chain, dir string, opts *Options)
 	if opts != nil && opts.Logger != nil {
 		l.log = opts.Logger
 	}
+	l.subTimeout = DefaultSubscriberTimeout
 	if opts != nil {
 		l.before = opts.BeforeBroadcast
+		if opts.SubscriberTimeout > 0 {
+			l.subTimeout = opts.SubscriberTimeout
+		}
 	}
 	if err := l.load(); err != nil {
 		db.Close()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/mpbridge/mpbridge/node"
 )
@@ -198,13 +199,33 @@ func (w *walletImpl) tell(ctx context.Context) {
 		if fn == nil {
 			continue
 		}
-		if err := fn(ctx, bal); err != nil {
-			w.mu.Lock()
-			live := w.subs[id] != nil
-			w.mu.Unlock()
-			if live {
-				w.l.log.Warn("a balance subscriber failed", "wallet", w.name, "error", err)
-			}
+		limit := w.l.subTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			// The chain gives the whole block a deadline: keep half of
+			// what is left for what comes after this subscriber.
+			limit = min(limit, time.Until(dl)/2)
+		}
+		tctx, cancel := context.WithTimeout(ctx, limit)
+		err := fn(tctx, bal)
+		timedOut := err != nil && tctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err == nil {
+			continue
+		}
+		w.mu.Lock()
+		live := w.subs[id] != nil
+		drop := live && (timedOut || node.Gone(err))
+		if drop {
+			delete(w.subs, id)
+		}
+		w.mu.Unlock()
+		switch {
+		case drop && timedOut:
+			w.l.log.Warn("a balance subscriber did not answer in time; dropped", "wallet", w.name, "subscriber", id, "timeout", limit)
+		case drop:
+			w.l.log.Warn("a balance subscriber is gone; dropped", "wallet", w.name, "subscriber", id, "error", err)
+		case live:
+			w.l.log.Warn("a balance subscriber failed", "wallet", w.name, "subscriber", id, "error", err)
 		}
 	}
 }

@@ -449,3 +449,25 @@ func TestHelpListsSocketFlags(t *testing.T) {
 		}
 	}
 }
+
+// send writes one message, formatted.
+func (c *rawClient) send(format string, args ...any) {
+	c.t.Helper()
+	if _, err := fmt.Fprintf(c.nc, format+"\n", args...); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// read returns the next message read.
+func (c *rawClient) read() map[string]any {
+	c.t.Helper()
+	line, err := c.r.ReadBytes('\n')
+	if err != nil {
+		c.t.Fatalf("no message: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil {
+		c.t.Fatalf("%q", line)
+	}
+	return m
+}

@@ -37,6 +37,20 @@
 // -serve, -liveness and -datadir=DIR/wallets, a path on the far side) is
 // appended to it, and the wallet is named after where it runs, as in
 // "mpwallet@host".
+//
+// DIR is created mode 0700 (an existing one others may read is set to
+// 0700; one others may write to is refused), the databases are 0600, and
+// DIR is locked: a second process on it exits 1 with "datadir DIR is in
+// use by mpnode[PID]".
+//
+// The node's wallets and those of every mpwallet -connect that attached
+// are listed and used side by side; a new wallet is created in the node's
+// own. Attach and detach are logged on stderr.
+//
+// -subscriber-timeout (default 10s) bounds how long mining waits for a
+// blockConnected subscriber; one that takes longer is dropped with one log
+// line. The spawned or in-process wallet gets half of it for its balance
+// subscribers.
 package main
 
 import (
@@ -54,6 +68,7 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/datadir"
 	"github.com/mpbridge/mpbridge/internal/sockflags"
 	"github.com/mpbridge/mpbridge/node"
 	"github.com/mpbridge/mpbridge/node/nodeinit"
@@ -75,6 +90,7 @@ type config struct {
 	maxQueued  int
 	liveness   time.Duration
 	drain      time.Duration
+	subTimeout time.Duration
 	sock       sockflags.Listener
 }
 
@@ -92,6 +108,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
 	fs.IntVar(&c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection, in `bytes`, past which a peer's input is paused until it reads")
 	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a peer that answers nothing, not even a ping, for this long (0: never)")
+	fs.DurationVar(&c.subTimeout, "subscriber-timeout", node.DefaultSubscriberTimeout, "drop a subscriber that takes longer than this to take a block (its wallet gets half of it for balance subscribers)")
 	c.sock.Register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mpnode -serve|-listen=ADDR [-datadir=DIR] [-wallet=spawn|inproc|none] [-cookiefile=FILE] [-tls-cert=FILE -tls-key=FILE]")
@@ -105,6 +122,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case c.serve == (c.listen != ""):
 		return nil, errors.New("give one of -serve and -listen=ADDR")
+	case c.subTimeout <= 0:
+		return nil, fmt.Errorf("bad -subscriber-timeout %s: must be positive", c.subTimeout)
 	case c.walletMode != "spawn" && c.walletMode != "inproc" && c.walletMode != "none":
 		return nil, fmt.Errorf("bad -wallet %q: want spawn, inproc or none", c.walletMode)
 	case c.walletMode != "spawn" && (len(c.launcher) > 0 || c.walletPath != "mpwallet"):
@@ -130,6 +149,14 @@ func run(args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{ReplaceAttr: noTime}))
 	slog.SetDefault(log)
 	opts := &bridge.Options{MaxMessageSize: c.maxMessage, DrainTimeout: c.drain, MaxQueued: c.maxQueued, Liveness: liveness(c.liveness), Logger: log}
+	if c.datadir != "" {
+		lock, err := lockDir(c.datadir, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "mpnode:", err)
+			return 1
+		}
+		defer lock.Release()
+	}
 	var sopts *spawn.SocketOptions
 	if c.listen != "" {
 		if sopts, err = c.sock.Options(c.listen, c.datadir); err != nil {
@@ -138,13 +165,14 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 
-	bc, err := node.Open(c.datadir, &node.Options{Logger: log})
+	bc, err := node.Open(c.datadir, &node.Options{Logger: log, SubscriberTimeout: c.subTimeout})
 	if err != nil {
 		fmt.Fprintln(stderr, "mpnode:", err)
 		return 1
 	}
 	defer bc.Stop()
 	svc := nodeinit.New(bc)
+	svc.SetLogger(log)
 	stopWallet, err := startWallet(c, bc, svc, opts, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "mpnode:", err)
@@ -185,16 +213,32 @@ func startWallet(c *config, bc *node.Blockchain, svc *nodeinit.Service, opts *br
 	if c.datadir != "" {
 		dir = filepath.Join(c.datadir, "wallets")
 	}
+	// The wallet drops a slow balance subscriber before the node would
+	// drop the wallet for the block it is telling them about.
+	walletOpts := &wallet.Options{Logger: log, SubscriberTimeout: c.subTimeout / 2}
 	switch c.walletMode {
 	case "inproc":
-		l, err := wallet.NewLoader(ctx, bc, dir, &wallet.Options{Logger: log})
+		if dir != "" {
+			lock, err := lockDir(dir, os.Stderr)
+			if err != nil {
+				return nil, err
+			}
+			l, err := wallet.NewLoader(ctx, bc, dir, walletOpts)
+			if err != nil {
+				lock.Release()
+				return nil, err
+			}
+			svc.SetWalletLoader(l)
+			return func() { l.Stop(); lock.Release() }, nil
+		}
+		l, err := wallet.NewLoader(ctx, bc, dir, walletOpts)
 		if err != nil {
 			return nil, err
 		}
 		svc.SetWalletLoader(l)
 		return func() { l.Stop() }, nil
 	case "spawn":
-		args := []string{fmt.Sprintf("-liveness=%s", max(c.liveness, 0))}
+		args := []string{fmt.Sprintf("-liveness=%s", max(c.liveness, 0)), fmt.Sprintf("-subscriber-timeout=%s", c.subTimeout/2)}
 		if dir != "" {
 			args = append(args, "-datadir="+dir)
 		}
@@ -217,6 +261,16 @@ func startWallet(c *config, bc *node.Blockchain, svc *nodeinit.Service, opts *br
 		return nil, fmt.Errorf("start the wallet: %w", err)
 	}
 	return func() {}, nil
+}
+
+// lockDir locks the data directory dir for this process (see
+// internal/datadir), saying on stderr if its mode had to be tightened.
+func lockDir(dir string, stderr io.Writer) (*datadir.Lock, error) {
+	lock, tightened, err := datadir.Acquire(dir, datadir.Owner())
+	if tightened {
+		fmt.Fprintf(stderr, "mpnode: datadir %s was open to others: mode set to 0700\n", dir)
+	}
+	return lock, err
 }
 
 // noTime drops the time from log lines: the parent adds what it needs.

@@ -4,7 +4,7 @@
 // Usage:
 //
 //	mpwallet -serve [-datadir=DIR]
-//	mpwallet -connect=unix:PATH [-datadir=DIR]
+//	mpwallet -connect=unix:PATH [-datadir=DIR] [-createwallet=NAME]...
 //	mpwallet -connect=tcp:HOST:PORT -cookiefile=FILE [-datadir=DIR]
 //	mpwallet -connect=tls:HOST:PORT -cookiefile=FILE [-tls-ca=FILE] [-datadir=DIR]
 //
@@ -16,6 +16,16 @@
 // attached until SIGINT or SIGTERM, or until the node goes away. Either
 // way the wallets are stored in DIR/wallet.sqlite, or in memory without
 // -datadir.
+//
+// An attached wallet's wallets sit beside the node's own (and those of
+// other attached wallets); -createwallet=NAME creates NAME here, if it
+// does not exist, before attaching. DIR is created mode 0700 with the
+// database 0600, and locked: a second process on it exits 1 with
+// "datadir DIR is in use by mpwallet[PID]". -subscriber-timeout (default
+// 10s, as the contract says; a node passes half of its own to the wallet
+// it spawns) drops a balance subscriber that takes longer to answer; an
+// attached wallet should set it below the node's so that the node does
+// not drop the wallet first.
 //
 // A node listening on tcp: or tls: serves only clients that send its
 // cookie: -cookiefile names the file the node wrote it to (its
@@ -39,6 +49,7 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/datadir"
 	"github.com/mpbridge/mpbridge/internal/sockflags"
 	"github.com/mpbridge/mpbridge/node"
 	"github.com/mpbridge/mpbridge/node/nodeinit"
@@ -57,6 +68,8 @@ type config struct {
 	maxQueued  int
 	liveness   time.Duration
 	drain      time.Duration
+	subTimeout time.Duration
+	create     []string
 	sock       sockflags.Dialer
 }
 
@@ -71,9 +84,17 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
 	fs.IntVar(&c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection, in `bytes`, past which a peer's input is paused until it reads")
 	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a peer that answers nothing, not even a ping, for this long (0: never)")
+	fs.DurationVar(&c.subTimeout, "subscriber-timeout", wallet.DefaultSubscriberTimeout, "drop a balance subscriber that takes longer than this to answer; keep it below the node's -subscriber-timeout, which drops a wallet that is slow to take a block (a node gives the wallet it spawns half of its own)")
+	fs.Func("createwallet", "with -connect, create the wallet `NAME` here (unless it exists) before attaching; may be repeated", func(name string) error {
+		if err := wallet.CheckName(name); err != nil {
+			return err
+		}
+		c.create = append(c.create, name)
+		return nil
+	})
 	c.sock.Register(fs, "needed for tcp: and tls:")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mpwallet -serve|-connect=ADDR [-datadir=DIR] [-cookiefile=FILE] [-tls-ca=FILE]")
+		fmt.Fprintln(stderr, "usage: mpwallet -serve|-connect=ADDR [-datadir=DIR] [-createwallet=NAME]... [-cookiefile=FILE] [-tls-ca=FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +105,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case c.serve == (c.connect != ""):
 		return nil, errors.New("give one of -serve and -connect=ADDR")
+	case c.serve && len(c.create) > 0:
+		return nil, errors.New("-createwallet is for -connect: a spawned wallet's wallets are created through the node")
+	case c.subTimeout <= 0:
+		return nil, fmt.Errorf("bad -subscriber-timeout %s: must be positive", c.subTimeout)
 	}
 	if c.connect != "" {
 		if err := c.sock.Check(c.connect); err != nil {
@@ -97,8 +122,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 // stored it and before it hands it to the chain, for crash tests.
 const pauseEnv = "MPWALLET_TEST_PAUSE_BEFORE_BROADCAST"
 
-func walletOptions(log *slog.Logger, stderr io.Writer) *wallet.Options {
-	o := &wallet.Options{Logger: log}
+func walletOptions(c *config, log *slog.Logger, stderr io.Writer) *wallet.Options {
+	o := &wallet.Options{Logger: log, SubscriberTimeout: c.subTimeout}
 	if os.Getenv(pauseEnv) == "1" {
 		o.BeforeBroadcast = func(tx node.Tx) {
 			fmt.Fprintf(stderr, "mpwallet: paused before broadcasting %s\n", tx.Txid)
@@ -119,9 +144,20 @@ func run(args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{ReplaceAttr: noTime}))
 	slog.SetDefault(log)
+	if c.datadir != "" {
+		lock, tightened, err := datadir.Acquire(c.datadir, datadir.Owner())
+		if tightened {
+			fmt.Fprintf(stderr, "mpwallet: datadir %s was open to others: mode set to 0700\n", c.datadir)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "mpwallet:", err)
+			return 1
+		}
+		defer lock.Release()
+	}
 	opts := &bridge.Options{MaxMessageSize: c.maxMessage, DrainTimeout: c.drain, MaxQueued: c.maxQueued, Liveness: liveness(c.liveness), Logger: log}
 	if c.serve {
-		svc := &wallet.Service{Dir: c.datadir, Options: walletOptions(log, stderr)}
+		svc := &wallet.Service{Dir: c.datadir, Options: walletOptions(c, log, stderr)}
 		defer svc.Stop()
 		return spawn.ServeStdio(callbacks.Export[wallet.Init](svc), opts)
 	}
@@ -159,11 +195,20 @@ func attach(c *config, opts *bridge.Options, log *slog.Logger, stderr io.Writer)
 		return fmt.Errorf("node %s: %w", c.connect, err)
 	}
 	defer callbacks.Release(chain)
-	l, err := wallet.NewLoader(ctx, chain, c.datadir, walletOptions(log, stderr))
+	l, err := wallet.NewLoader(ctx, chain, c.datadir, walletOptions(c, log, stderr))
 	if err != nil {
 		return err
 	}
 	defer l.Stop()
+	for _, name := range c.create {
+		if _, err := l.GetWallet(ctx, name); err == nil {
+			continue
+		}
+		if _, err := l.CreateWallet(ctx, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "mpwallet: created wallet %s\n", name)
+	}
 	h, err := ninit.AttachWalletLoader(ctx, l)
 	if err != nil {
 		return fmt.Errorf("attach to %s: %w", c.connect, err)
