@@ -9,6 +9,7 @@
 //	mpbridge -serve [-drain=10s] [-max-message=16MiB]
 //	mpbridge <command> [flags] [arguments]
 //	mpbridge help [command]
+//	mpbridge -version
 //
 // With -serve, mpbridge serves the project's test service as its bootstrap
 // object "init" on stdin and stdout, and exits 0 when init is released or
@@ -42,6 +43,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/mpbridge/mpbridge/internal/version"
 )
 
 // A command is one subcommand of mpbridge. Each lives in a file of its own
@@ -85,6 +88,9 @@ func run(args []string) int {
 	case name == "-h" || name == "-help" || name == "--help":
 		usage(os.Stdout)
 		return 0
+	case name == "-version" || name == "--version" || name == "version":
+		fmt.Println(version.String("mpbridge"))
+		return 0
 	case strings.HasPrefix(name, "-"):
 		// "mpbridge -serve [flags]", the way spawn.Spawn starts a child;
 		// the flags may come in any order.
@@ -123,6 +129,7 @@ Usage:
 	mpbridge -serve [-drain=10s] [-max-message=16MiB]
 	mpbridge <command> [flags] [arguments]
 	mpbridge help [command]
+	mpbridge -version
 
 The commands are:
 

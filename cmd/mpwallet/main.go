@@ -39,7 +39,9 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/bytesize"
 	"github.com/mpbridge/mpbridge/internal/sockflags"
+	"github.com/mpbridge/mpbridge/internal/version"
 	"github.com/mpbridge/mpbridge/node"
 	"github.com/mpbridge/mpbridge/node/nodeinit"
 	_ "github.com/mpbridge/mpbridge/node/nodeipc"
@@ -67,9 +69,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.serve, "serve", false, "serve on stdin and stdout (as a spawned child)")
 	fs.StringVar(&c.connect, "connect", "", "attach to the node listening on `ADDR` ("+sockflags.AddrForms+")")
 	fs.StringVar(&c.datadir, "datadir", "", "store the wallets in `DIR` (default: in memory)")
-	fs.IntVar(&c.maxMessage, "max-message", bridge.DefaultMaxMessageSize, "largest message accepted, in `bytes`")
+	bytesize.Var(fs, &c.maxMessage, "max-message", bridge.DefaultMaxMessageSize, "largest message accepted")
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
-	fs.IntVar(&c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection, in `bytes`, past which a peer's input is paused until it reads")
+	bytesize.Var(fs, &c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection past which a peer's input is paused until it reads")
+	showVersion := version.Flag(fs)
 	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a peer that answers nothing, not even a ping, for this long (0: never)")
 	c.sock.Register(fs, "needed for tcp: and tls:")
 	fs.Usage = func() {
@@ -78,6 +81,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if *showVersion {
+		fmt.Println(version.String("mpwallet"))
+		return nil, flag.ErrHelp
 	}
 	switch {
 	case fs.NArg() > 0:
