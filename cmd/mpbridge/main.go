@@ -20,6 +20,14 @@
 //
 // The commands are:
 //
+//	call [flags] -- CMD ARGS... | call -connect=ADDR [flags]
+//	        spawn CMD ARGS (as given) or connect to a listener, read
+//	        calls from stdin one a line ("[$NAME =] [$TARGET] METHOD
+//	        [PARAMS]") and print each answer as a line of JSON; a prompt
+//	        with history on a terminal
+//	trace [-width N] FILE
+//	        print a wire trace written under MPBRIDGE_TRACE=FILE as
+//	        conversations, calls paired with answers, with durations
 //	demo    spawn a child mpbridge and walk through a call, an object
 //	        handle, a callback, nested calls across the two processes,
 //	        a cancelled call, errors and a clean shutdown
@@ -32,6 +40,10 @@
 //	conformance [-run REGEXP] [-v] [-json FILE] -- CMD ARGS...
 //	        run the conformance suite (conformance/README.md) against
 //	        CMD ARGS, a child serving the protocol on its stdin and stdout
+//
+// Every binary of the project (mpbridge, mpnode, mpwallet, mpgui) appends
+// each message it sends and receives to FILE when started with
+// MPBRIDGE_TRACE=FILE in its environment, and its children inherit that.
 //
 // Each command parses its own flags; "mpbridge help <command>" or
 // "mpbridge <command> -h" lists them.
