@@ -3,6 +3,8 @@ package bridge_test
 import (
 	"strings"
 	"testing"
+
+	"github.com/mpbridge/mpbridge/internal/testsvc"
 )
 
 // TestParamErrorsSpeakJSON: a param of the wrong JSON type is explained
@@ -29,5 +31,17 @@ func TestParamErrorsSpeakJSON(t *testing.T) {
 		if !strings.Contains(msg, tc.want) || strings.Contains(msg, "Go ") {
 			t.Errorf("%s: message %q, want it to contain %q and no Go type", tc.call, msg, tc.want)
 		}
+	}
+}
+
+// TestResultErrorsSpeakJSON: a result that does not fit the caller's Go
+// type is explained in JSON's terms too.
+func TestResultErrorsSpeakJSON(t *testing.T) {
+	client, _ := pair(t, &testsvc.Service{}, nil, nil)
+	var n int
+	err := client.Call(ctxT(t), "Init.ping", nil, &n)
+	want := "cannot decode the result of the call: want an integer, got a string"
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "Go ") {
+		t.Fatalf("err %v, want %q", err, want)
 	}
 }

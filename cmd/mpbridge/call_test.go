@@ -241,6 +241,42 @@ func TestCallConnect(t *testing.T) {
 	if out := lines(r.stdout); r.code != 0 || len(out) != 3 || out[1] != "0" || out[2] != "true" {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
+
+	// tcp: needs the cookie the node wrote.
+	cookie := filepath.Join(t.TempDir(), "cookie")
+	tcpNode := exec.Command(filepath.Join(dir, "mpnode"), "-listen=tcp:127.0.0.1:0", "-cookiefile="+cookie, "-wallet=none")
+	tcpErr, err := tcpNode.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tcpNode.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = tcpNode.Process.Signal(syscall.SIGTERM)
+		_ = tcpNode.Wait()
+	}()
+	tsc := bufio.NewScanner(tcpErr)
+	var addr string
+	for tsc.Scan() {
+		if a, ok := strings.CutPrefix(tsc.Text(), "mpnode: listening on "); ok {
+			addr = a
+			break
+		}
+	}
+	go func() {
+		for tsc.Scan() {
+		}
+	}()
+	r = runEnv(t, nil, "Init.makeNode\n", bin, "call", "-connect="+addr)
+	if r.code != 1 || !strings.Contains(r.stderr, "needs the node's cookie") {
+		t.Errorf("tcp without a cookie: exit %d, %s", r.code, r.stderr)
+	}
+	r = runEnv(t, nil, "$n = Init.makeNode\n$n Node.getBlockCount\n", bin, "call", "-connect="+addr, "-cookiefile="+cookie)
+	if out := lines(r.stdout); r.code != 0 || len(out) != 2 || out[1] != "0" {
+		t.Errorf("tcp with the cookie: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+
 	r = runEnv(t, nil, "", bin, "call", "-connect=unix:"+sock, "--", "mpnode")
 	if r.code != 2 || !strings.Contains(r.stderr, "give one of them") {
 		t.Errorf("-connect and a command: exit %d, %s", r.code, r.stderr)
