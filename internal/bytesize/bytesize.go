@@ -78,7 +78,7 @@ func (s *Size) String() string { return Format(int(*s)) }
 // a usage text that gives the syntax.
 func Var(fs *flag.FlagSet, p *int, name string, def int, usage string) {
 	*p = def
-	fs.Var((*intSize)(p), name, usage+", in bytes or with a unit: KiB, MiB, GiB (K, M, G are the same), KB, MB, GB")
+	fs.Var((*intSize)(p), name, usage+": a `SIZE` in bytes, or with a unit: KiB, MiB, GiB (K, M, G are the same), KB, MB, GB")
 }
 
 // intSize is a flag.Value over a plain int, for Var.
