@@ -3,6 +3,7 @@ module github.com/mpbridge/mpbridge
 go 1.26.0
 
 require (
+	github.com/chzyer/readline v1.5.1
 	github.com/creachadair/jrpc2 v1.3.6
 	github.com/go-json-experiment/json v1.27.2
 	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -76,7 +77,7 @@ func (p *Params) DecodeOptional(name string, v any) (bool, error) {
 			if errors.As(err, &e) {
 				return true, e
 			}
-			return true, Errorf(CodeInvalidParams, "invalid params: parameter %q: %s", name, trimJSONPrefix(err))
+			return true, Errorf(CodeInvalidParams, "invalid params: parameter %q: %s", name, decodeErrorText(err, m.value))
 		}
 		return true, nil
 	}
@@ -523,4 +524,99 @@ func limitErr(err error) error {
 		return nil
 	}
 	return &Error{Code: CodeLimit, Message: "limit reached: " + err.Error()}
+}
+
+// decodeErrorText says why a JSON value did not decode, in JSON's terms
+// rather than Go's: "want an integer, got a string" instead of "cannot
+// unmarshal JSON string into Go int64", with the JSON pointer of the
+// member at fault when it is nested. raw is the value that was decoded.
+func decodeErrorText(err error, raw jsontext.Value) string {
+	var se *json.SemanticError
+	if !errors.As(err, &se) || se.GoType == nil {
+		return trimJSONPrefix(err)
+	}
+	at := ""
+	if se.JSONPointer != "" {
+		at = fmt.Sprintf(" at %s", se.JSONPointer)
+	}
+	if errors.Is(err, json.ErrUnknownName) {
+		return fmt.Sprintf("unknown member %q%s", se.JSONPointer.LastToken(), at)
+	}
+	kind := se.JSONKind
+	if kind == 0 && se.JSONPointer == "" && len(raw) > 0 {
+		kind = raw.Kind()
+	}
+	got := jsonKindName(kind)
+	if kind == '0' && len(se.JSONValue) > 0 {
+		got = string(se.JSONValue)
+		if errors.Is(se.Err, strconv.ErrRange) {
+			got += " (out of range)"
+		}
+	}
+	if got == "" {
+		return trimJSONPrefix(err)
+	}
+	return fmt.Sprintf("want %s, got %s%s", jsonTypeName(se.GoType), got, at)
+}
+
+// bits notes the size of an integer type narrower than 64 bits, whose
+// range a peer may not expect.
+func bits(t reflect.Type) string {
+	if t.Bits() < 64 {
+		return fmt.Sprintf(" of at most %d bits", t.Bits())
+	}
+	return ""
+}
+
+// jsonKindName names a JSON kind with its article: "a string".
+func jsonKindName(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return ""
+}
+
+// jsonTypeName names the JSON a Go type decodes from: "an integer".
+func jsonTypeName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == timeType:
+		return "a string (an RFC 3339 time)"
+	case t == remoteType || t.Implements(proxyType) || t.Kind() == reflect.Func ||
+		(t.Kind() == reflect.Interface && t.NumMethod() > 0 && t != errType):
+		return `a handle {"$handle": "<id>"}`
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer" + bits(t)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "a non-negative integer" + bits(t)
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "a string (base64)"
+		}
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "a JSON value"
 }

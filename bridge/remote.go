@@ -316,7 +316,7 @@ func (c *Conn) finishCall(m *message, result any) error {
 		if e, ok := err.(*Error); ok {
 			return e
 		}
-		return Errorf(CodeInternalError, "cannot decode the result of the call: %s", trimJSONPrefix(err))
+		return Errorf(CodeInternalError, "cannot decode the result of the call: %s", decodeErrorText(err, m.result))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/wiretrace"
 )
 
 // Who may connect to a socket (contract §8):
@@ -138,6 +139,7 @@ func Dial(ctx context.Context, addr string, sopts *SocketOptions, copts *bridge.
 	if o.Name == "" {
 		o.Name = addr
 	}
+	o.Trace = wiretrace.Hook(o.Trace, o.Name)
 	conn := bridge.New(nc, nc, &o)
 	if cookie != "" {
 		var ok bool
@@ -382,6 +384,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	if o.Name == "" {
 		o.Name = name
 	}
+	o.Trace = wiretrace.Hook(o.Trace, o.Name)
 	c := bridge.New(nc, nc, &o)
 	s.mu.Lock()
 	if s.ctx.Err() != nil {

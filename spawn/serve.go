@@ -44,6 +44,7 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/wiretrace"
 )
 
 // ServeFlag is the argument that starts an executable as a child.
@@ -80,7 +81,11 @@ func ServeStdio(init bridge.Object, opts *bridge.Options) int {
 		fmt.Fprintf(os.Stderr, "%s: cannot reserve stdout: %v\n", os.Args[0], err)
 		return 1
 	}
-	conn := bridge.New(os.Stdin, out, serveOptions(init, opts, "parent"))
+	o := serveOptions(init, opts, "parent")
+	if wiretrace.FromEnv() != nil {
+		o.Trace = wiretrace.Hook(o.Trace, wiretrace.Parent())
+	}
+	conn := bridge.New(os.Stdin, out, o)
 	if err := conn.Wait(); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: connection ended: %v\n", os.Args[0], err)
 		return 1
@@ -167,6 +172,7 @@ func connect(p *Process, copts *bridge.Options) *Child {
 		o.Framing = bridge.FramingLines
 	}
 	o.PeerError = func() *bridge.Error { return exitReport(p, 2*time.Second) }
+	o.Trace = wiretrace.Hook(o.Trace, o.Name)
 	c := &Child{proc: p}
 	c.conn = bridge.New(p.Stdout(), p.Stdin(), &o)
 	c.init = c.conn.Bootstrap()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,7 +34,17 @@ func init() {
 	register(&command{
 		name:    "raw-echo",
 		summary: "serve the raw encoding/json echo that bench uses as its floor",
-		run: func([]string) int {
+		run: func(args []string) int {
+			if len(args) > 0 {
+				w, code := os.Stderr, 2
+				if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+					code = 0
+				} else {
+					fmt.Fprintf(w, "mpbridge raw-echo: unexpected arguments %q\n", args)
+				}
+				fmt.Fprint(w, "Usage: mpbridge raw-echo\n\nServes a raw encoding/json echo on stdin and stdout, the floor that\nmpbridge bench measures against; it takes no flags.\n")
+				return code
+			}
 			if err := rawecho.Serve(os.Stdin, os.Stdout); err != nil {
 				fmt.Fprintln(os.Stderr, "mpbridge raw-echo:", err)
 				return 1
@@ -68,6 +79,9 @@ func bench(args []string) int {
 	params := fs.String("params", "", "params of the call, a JSON object (default: {\"value\": <size bytes>})")
 	size := fs.Int("size", 50, "bytes in the echoed string when the call is Init.echo")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	cmdline := fs.Args()

@@ -9,6 +9,7 @@
 //	mpbridge -serve [-drain=10s] [-max-message=16MiB]
 //	mpbridge <command> [flags] [arguments]
 //	mpbridge help [command]
+//	mpbridge -version
 //
 // With -serve, mpbridge serves the project's test service as its bootstrap
 // object "init" on stdin and stdout, and exits 0 when init is released or
@@ -19,6 +20,14 @@
 //
 // The commands are:
 //
+//	call [flags] -- CMD ARGS... | call -connect=ADDR [flags]
+//	        spawn CMD ARGS (as given) or connect to a listener, read
+//	        calls from stdin one a line ("[$NAME =] [$TARGET] METHOD
+//	        [PARAMS]") and print each answer as a line of JSON; a prompt
+//	        with history on a terminal
+//	trace [-width N] FILE
+//	        print a wire trace written under MPBRIDGE_TRACE=FILE as
+//	        conversations, calls paired with answers, with durations
 //	demo    spawn a child mpbridge and walk through a call, an object
 //	        handle, a callback, nested calls across the two processes,
 //	        a cancelled call, errors and a clean shutdown
@@ -32,6 +41,10 @@
 //	        run the conformance suite (conformance/README.md) against
 //	        CMD ARGS, a child serving the protocol on its stdin and stdout
 //
+// Every binary of the project (mpbridge, mpnode, mpwallet, mpgui) appends
+// each message it sends and receives to FILE when started with
+// MPBRIDGE_TRACE=FILE in its environment, and its children inherit that.
+//
 // Each command parses its own flags; "mpbridge help <command>" or
 // "mpbridge <command> -h" lists them.
 package main
@@ -42,6 +55,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/mpbridge/mpbridge/internal/version"
 )
 
 // A command is one subcommand of mpbridge. Each lives in a file of its own
@@ -85,6 +100,9 @@ func run(args []string) int {
 	case name == "-h" || name == "-help" || name == "--help":
 		usage(os.Stdout)
 		return 0
+	case name == "-version" || name == "--version" || name == "version":
+		fmt.Println(version.String("mpbridge"))
+		return 0
 	case strings.HasPrefix(name, "-"):
 		// "mpbridge -serve [flags]", the way spawn.Spawn starts a child;
 		// the flags may come in any order.
@@ -123,6 +141,7 @@ Usage:
 	mpbridge -serve [-drain=10s] [-max-message=16MiB]
 	mpbridge <command> [flags] [arguments]
 	mpbridge help [command]
+	mpbridge -version
 
 The commands are:
 

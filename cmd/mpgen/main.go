@@ -143,6 +143,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/mpbridge/mpbridge/internal/version"
 )
 
 func main() {
@@ -189,6 +191,7 @@ func parseArgs(args []string, dir string, stderr io.Writer) (config, error) {
 	outDir := fs.String("out", "", "generate into the package in `directory` rather than the interfaces' own")
 	typeList := fs.String("type", "", "comma-separated `names` of the types to generate (default: those marked //mpgen:interface)")
 	prefix := fs.String("prefix", "", "`prefix` of the unexported names the generated code declares")
+	showVersion := version.Flag(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mpgen [-out dir] [-o file] [-type T1,T2] [-prefix p] [packages]")
 		fs.PrintDefaults()
@@ -198,6 +201,10 @@ func parseArgs(args []string, dir string, stderr io.Writer) (config, error) {
 			return config{}, err
 		}
 		return config{}, errUsage
+	}
+	if *showVersion {
+		fmt.Println(version.String("mpgen"))
+		return config{}, flag.ErrHelp
 	}
 	cfg := config{dir: dir, patterns: fs.Args(), output: *output, outDir: *outDir, prefix: *prefix}
 	if len(cfg.patterns) == 0 {

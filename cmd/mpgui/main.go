@@ -49,6 +49,7 @@ import (
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
 	"github.com/mpbridge/mpbridge/internal/sockflags"
+	"github.com/mpbridge/mpbridge/internal/version"
 	"github.com/mpbridge/mpbridge/node/nodeinit"
 	_ "github.com/mpbridge/mpbridge/node/nodeipc"
 	"github.com/mpbridge/mpbridge/spawn"
@@ -85,6 +86,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.script, "script", "", "run the commands in `FILE` (\"-\" for stdin)")
 	fs.BoolVar(&c.quiet, "quiet", false, "do not print notifications")
 	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a node that answers nothing, not even a ping, for this long (0: never); the spawned node uses it too")
+	showVersion := version.Flag(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: mpgui [flags] [COMMAND [ARGS...] | demo]\n\nflags:\n")
 		fs.PrintDefaults()
@@ -95,6 +97,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if *showVersion {
+		fmt.Println(version.String("mpgui"))
+		return nil, flag.ErrHelp
 	}
 	c.args = fs.Args()
 	if c.connect != "" {

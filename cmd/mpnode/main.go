@@ -69,7 +69,9 @@ import (
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
 	"github.com/mpbridge/mpbridge/internal/datadir"
+	"github.com/mpbridge/mpbridge/internal/bytesize"
 	"github.com/mpbridge/mpbridge/internal/sockflags"
+	"github.com/mpbridge/mpbridge/internal/version"
 	"github.com/mpbridge/mpbridge/node"
 	"github.com/mpbridge/mpbridge/node/nodeinit"
 	_ "github.com/mpbridge/mpbridge/node/nodeipc"
@@ -104,9 +106,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.walletMode, "wallet", "spawn", "the node's wallet: spawn (an mpwallet process), inproc (in this process) or none")
 	fs.StringVar(&c.walletPath, "wallet-path", "mpwallet", "the wallet `program` that -wallet=spawn runs: found beside mpnode or in PATH, or with -wallet-launcher by the far side")
 	fs.Var(&c.launcher, "wallet-launcher", "run the spawned wallet through this `command` (e.g. 'ssh host', 'docker exec -i box'), which gets the wallet's command line appended")
-	fs.IntVar(&c.maxMessage, "max-message", bridge.DefaultMaxMessageSize, "largest message accepted, in `bytes`")
+	bytesize.Var(fs, &c.maxMessage, "max-message", bridge.DefaultMaxMessageSize, "largest message accepted")
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
-	fs.IntVar(&c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection, in `bytes`, past which a peer's input is paused until it reads")
+	bytesize.Var(fs, &c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection past which a peer's input is paused until it reads")
+	showVersion := version.Flag(fs)
 	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a peer that answers nothing, not even a ping, for this long (0: never)")
 	fs.DurationVar(&c.subTimeout, "subscriber-timeout", node.DefaultSubscriberTimeout, "drop a subscriber that takes longer than this to take a block (its wallet gets half of it for balance subscribers)")
 	c.sock.Register(fs)
@@ -116,6 +119,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if *showVersion {
+		fmt.Println(version.String("mpnode"))
+		return nil, flag.ErrHelp
 	}
 	switch {
 	case fs.NArg() > 0:

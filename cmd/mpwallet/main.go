@@ -50,7 +50,9 @@ import (
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
 	"github.com/mpbridge/mpbridge/internal/datadir"
+	"github.com/mpbridge/mpbridge/internal/bytesize"
 	"github.com/mpbridge/mpbridge/internal/sockflags"
+	"github.com/mpbridge/mpbridge/internal/version"
 	"github.com/mpbridge/mpbridge/node"
 	"github.com/mpbridge/mpbridge/node/nodeinit"
 	_ "github.com/mpbridge/mpbridge/node/nodeipc"
@@ -80,9 +82,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.serve, "serve", false, "serve on stdin and stdout (as a spawned child)")
 	fs.StringVar(&c.connect, "connect", "", "attach to the node listening on `ADDR` ("+sockflags.AddrForms+")")
 	fs.StringVar(&c.datadir, "datadir", "", "store the wallets in `DIR` (default: in memory)")
-	fs.IntVar(&c.maxMessage, "max-message", bridge.DefaultMaxMessageSize, "largest message accepted, in `bytes`")
+	bytesize.Var(fs, &c.maxMessage, "max-message", bridge.DefaultMaxMessageSize, "largest message accepted")
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
-	fs.IntVar(&c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection, in `bytes`, past which a peer's input is paused until it reads")
+	bytesize.Var(fs, &c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection past which a peer's input is paused until it reads")
+	showVersion := version.Flag(fs)
 	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a peer that answers nothing, not even a ping, for this long (0: never)")
 	fs.DurationVar(&c.subTimeout, "subscriber-timeout", wallet.DefaultSubscriberTimeout, "drop a balance subscriber that takes longer than this to answer; keep it below the node's -subscriber-timeout, which drops a wallet that is slow to take a block (a node gives the wallet it spawns half of its own)")
 	fs.Func("createwallet", "with -connect, create the wallet `NAME` here (unless it exists) before attaching; may be repeated", func(name string) error {
@@ -99,6 +102,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if *showVersion {
+		fmt.Println(version.String("mpwallet"))
+		return nil, flag.ErrHelp
 	}
 	switch {
 	case fs.NArg() > 0:

@@ -3,9 +3,11 @@
 // a bridge connection as handles and arrive as typed proxies.
 //
 // Its bindings are generated: mpgen reads the interfaces marked
-// //mpgen:interface in wallet and writes wallet_mpgen.go here. The
-// BalanceChanged func type is registered with callbacks.RegisterFunc and
-// served by reflection. Import node/nodeipc rather than this package: it
+// //mpgen:interface in wallet and writes wallet_mpgen.go here, the
+// BalanceChanged func type included: it is registered with
+// callbacks.RegisterFuncType and served by the generated
+// balanceChangedObject and balanceChangedProxy, without reflection.
+// Import node/nodeipc rather than this package: it
 // registers the node's interfaces, which wallets use, and imports this one.
 package walletipc
 
