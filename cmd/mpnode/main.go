@@ -68,8 +68,8 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
-	"github.com/mpbridge/mpbridge/internal/datadir"
 	"github.com/mpbridge/mpbridge/internal/bytesize"
+	"github.com/mpbridge/mpbridge/internal/datadir"
 	"github.com/mpbridge/mpbridge/internal/sockflags"
 	"github.com/mpbridge/mpbridge/internal/version"
 	"github.com/mpbridge/mpbridge/node"
