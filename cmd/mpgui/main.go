@@ -35,7 +35,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	_ "embed"
 	"errors"
@@ -68,6 +67,7 @@ type config struct {
 	rpcwallet string
 	script    string
 	quiet     bool
+	json      bool
 	liveness  time.Duration
 	args      []string
 	sock      sockflags.Dialer
@@ -84,6 +84,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.rpcwallet, "rpcwallet", "", "the wallet that wallet commands use")
 	fs.StringVar(&c.script, "script", "", "run the commands in `FILE` (\"-\" for stdin)")
 	fs.BoolVar(&c.quiet, "quiet", false, "do not print notifications")
+	fs.BoolVar(&c.json, "json", false, "print each command's output as one JSON value on a line, errors on stderr, no notifications")
 	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a node that answers nothing, not even a ping, for this long (0: never); the spawned node uses it too")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: mpgui [flags] [COMMAND [ARGS...] | demo]\n\nflags:\n")
@@ -157,6 +158,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 	defer s.close()
+	s.json, s.errOut = c.json, stderr
+	if isTerminal(stderr) {
+		s.progress = stderr
+	}
 
 	switch {
 	case script != nil:
@@ -181,7 +186,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		s.result(res)
 		return 0
 	default:
-		return s.interactive(stdin, isTerminal(stdin))
+		return s.interactive(stdin, isTerminal(stdin), stderr)
 	}
 }
 
@@ -235,39 +240,6 @@ func errText(err error) string {
 		return fmt.Sprintf("%s (code %d)", e.Message, e.Code)
 	}
 	return err.Error()
-}
-
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// interactive reads commands until end of input or "quit".
-func (s *session) interactive(stdin io.Reader, prompt bool) int {
-	sc := bufio.NewScanner(stdin)
-	if prompt {
-		s.out.printf("type help for the commands, quit to leave\n")
-	}
-	for {
-		if prompt {
-			s.out.printf("%s> ", s.prompt())
-		}
-		if !sc.Scan() {
-			if prompt {
-				s.out.printf("\n")
-			}
-			return 0
-		}
-		line := strings.TrimSpace(sc.Text())
-		if line == "quit" || line == "exit" {
-			return 0
-		}
-		s.line(line, false)
-	}
 }
 
 // liveness maps the -liveness flag to bridge.Options.Liveness, where 0
