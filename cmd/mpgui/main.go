@@ -20,18 +20,34 @@
 //	-inproc          the spawned mpnode runs the wallet in its own process
 //	-rpcwallet=NAME  the wallet that wallet commands use
 //	-quiet           do not print notifications
+//	-json            print each command's output as one JSON value on a line
 //
 // While it runs, mpgui prints the notifications it receives through
 // callbacks, each line starting with "* ": the blocks the node connects
 // (node -> gui), and the balance of every wallet it has used after each
 // change (wallet -> node -> gui, forwarded by the node). Type "help" for
-// the commands.
+// the commands, "help COMMAND" for one.
+//
+// Wallet commands use the wallet chosen with usewallet or -rpcwallet, or
+// the only one the node has; with none they are refused ("no wallet
+// loaded: use 'createwallet NAME'..."), as bitcoin-cli does.
+//
+// With -json every command prints one JSON value on a line (a number, a
+// string, an array or an object), errors go to stderr as "error: ..." and
+// notifications are not printed, so that the output can be piped to jq.
+//
+// On a terminal the prompt edits lines with readline (history with the
+// arrow keys, Tab completes command names), and generate shows a progress
+// bar on stderr when it mines 20 blocks or more; the block notifications
+// advance the bar instead of printing a line each.
 //
 // In a script, "NAME = COMMAND ..." keeps the command's output in $NAME
 // for the lines after it, a line starting with "!" is expected to fail,
 // and lines starting with "#" are printed as they are. The exit status is
 // 1 if a command failed (or an expected failure did not happen), 2 for a
-// usage error.
+// usage error. Commands piped to mpgui's input run the same way, without
+// the echo: a failed one makes the exit status 1. At a terminal's prompt
+// the status is 0.
 package main
 
 import (
