@@ -49,6 +49,12 @@ type Interface[I any] struct {
 	// Serial makes every exported object of this interface serve its calls
 	// one at a time, in arrival order.
 	Serial bool
+	// Doc is the interface's doc comment, which rpc.discover gives as the
+	// description of the interface's tag.
+	Doc string
+	// Docs maps Go method names to their doc comments, which rpc.discover
+	// gives as the methods' descriptions.
+	Docs map[string]string
 }
 
 // Registry holds registered types. The zero value is empty and ready;
@@ -66,6 +72,8 @@ type ifaceInfo struct {
 	t        reflect.Type
 	name     string
 	serial   bool
+	doc      string                 // the interface's doc comment
+	docs     map[string]string      // the methods' doc comments, by Go name
 	methods  map[string]*methodInfo // by wire name
 	order    []string
 	proxy    func(*bridge.Remote) reflect.Value
@@ -90,6 +98,7 @@ type methodInfo struct {
 type funcInfo struct {
 	t        reflect.Type
 	name     string
+	doc      string // the func type's doc comment
 	m        *methodInfo
 	proxy    func(*bridge.Remote) reflect.Value // generated, or nil
 	dispatch func(reflect.Value) bridge.Object  // generated, or nil
@@ -113,7 +122,7 @@ func RegisterIn[I any](reg *Registry, def Interface[I]) {
 	if def.Name == "" || strings.ContainsAny(def.Name, ". ") || def.Name == "rpc" {
 		panic(fmt.Sprintf("callbacks: invalid interface name %q for %s", def.Name, t))
 	}
-	info := &ifaceInfo{t: t, name: def.Name, serial: def.Serial, methods: map[string]*methodInfo{}}
+	info := &ifaceInfo{t: t, name: def.Name, serial: def.Serial, doc: def.Doc, docs: def.Docs, methods: map[string]*methodInfo{}}
 	for i := range t.NumMethod() {
 		m := t.Method(i)
 		mi, err := newMethod(m.Name, i, m.Type, def.Params[m.Name])
@@ -126,6 +135,11 @@ func RegisterIn[I any](reg *Registry, def Interface[I]) {
 	for name := range def.Params {
 		if _, ok := t.MethodByName(name); !ok {
 			panic(fmt.Sprintf("callbacks: %s has no method %s", t, name))
+		}
+	}
+	for name := range def.Docs {
+		if _, ok := t.MethodByName(name); !ok {
+			panic(fmt.Sprintf("callbacks: %s has no method %s (in Docs)", t, name))
 		}
 	}
 	if def.Proxy != nil {
@@ -163,6 +177,9 @@ type Func[F any] struct {
 	Proxy func(*bridge.Remote) F
 	// Dispatch serves a local func.
 	Dispatch func(F) bridge.Object
+	// Doc is the func type's doc comment, which rpc.discover gives as the
+	// description of its method "call".
+	Doc string
 }
 
 // RegisterFuncType adds func type F to the Default registry, with the
@@ -176,6 +193,7 @@ func RegisterFuncTypeIn[F any](reg *Registry, def Func[F]) {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	fi := reg.funcs[t]
+	fi.doc = def.Doc
 	if def.Proxy != nil {
 		fi.proxy = func(r *bridge.Remote) reflect.Value { return reflect.ValueOf(def.Proxy(r)) }
 	}

@@ -2,224 +2,205 @@ package callbacks
 
 import (
 	"reflect"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/mpbridge/mpbridge/internal/openrpc"
 )
 
 // Discover returns the OpenRPC method objects of every registered
 // interface reachable from the interfaces roots: through parameter and
 // result types, at any depth. Its result suits bridge.Options.Discover.
+//
+// The roots are served by the endpoint that answers; each method object
+// says in "x-served-by" who serves its interface: "server" for the roots
+// and the objects returned to the caller, "caller" for the callbacks the
+// caller passes as arguments, "both" for an interface that travels both
+// ways.
 func (reg *Registry) Discover(roots ...reflect.Type) []any {
-	seen := map[reflect.Type]bool{}
+	type key struct {
+		t      reflect.Type
+		caller bool
+	}
+	seen := map[key]bool{}
+	sides := map[reflect.Type][2]bool{} // [served by server, served by caller]
 	var ifaces []*ifaceInfo
 	var funcs []*funcInfo
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
-		if t == nil || seen[t] {
+	var walk func(t reflect.Type, caller bool)
+	mark := func(t reflect.Type, caller bool) bool {
+		s, known := sides[t]
+		if caller {
+			s[1] = true
+		} else {
+			s[0] = true
+		}
+		sides[t] = s
+		return !known
+	}
+	walk = func(t reflect.Type, caller bool) {
+		if t == nil || seen[key{t, caller}] {
 			return
 		}
-		seen[t] = true
+		seen[key{t, caller}] = true
 		switch t.Kind() {
 		case reflect.Interface:
 			if info := reg.iface(t); info != nil {
-				ifaces = append(ifaces, info)
+				if mark(t, caller) {
+					ifaces = append(ifaces, info)
+				}
 				for _, name := range info.order {
 					m := info.methods[name]
 					for _, p := range m.ptypes {
-						walk(p)
+						walk(p, !caller)
 					}
-					walk(m.result)
+					walk(m.result, caller)
 				}
 			}
 		case reflect.Func:
 			if fi := reg.fn(t); fi != nil {
-				funcs = append(funcs, fi)
-				for _, p := range fi.m.ptypes {
-					walk(p)
+				if mark(t, caller) {
+					funcs = append(funcs, fi)
 				}
-				walk(fi.m.result)
+				for _, p := range fi.m.ptypes {
+					walk(p, !caller)
+				}
+				walk(fi.m.result, caller)
 			}
 		case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
-			walk(t.Elem())
+			walk(t.Elem(), caller)
 		case reflect.Struct:
 			for i := range t.NumField() {
 				if f := t.Field(i); f.IsExported() {
-					walk(f.Type)
+					walk(f.Type, caller)
 				}
 			}
 		}
 	}
 	for _, r := range roots {
-		walk(r)
+		walk(r, false)
 	}
-	var out []any
+	servedBy := func(t reflect.Type) string {
+		switch s := sides[t]; {
+		case s[0] && s[1]:
+			return openrpc.ByBoth
+		case s[1]:
+			return openrpc.ByCaller
+		}
+		return openrpc.ByServer
+	}
+	var ms []openrpc.Method
 	for _, info := range ifaces {
 		for _, name := range info.order {
-			out = append(out, describe(reg, info.name+"."+name, info.methods[name]))
+			m := info.methods[name]
+			ms = append(ms, reg.method(info.name, info.doc, m, info.docs[m.goName], servedBy(info.t)))
 		}
 	}
 	for _, fi := range funcs {
-		out = append(out, describe(reg, fi.name+".call", fi.m))
+		ms = append(ms, reg.method(fi.name, fi.doc, fi.m, "", servedBy(fi.t)))
 	}
-	sort.Slice(out, func(i, j int) bool {
-		return out[i].(map[string]any)["name"].(string) < out[j].(map[string]any)["name"].(string)
-	})
-	return out
+	return openrpc.Objects(ms)
 }
 
-func describe(reg *Registry, name string, m *methodInfo) map[string]any {
-	params := make([]any, 0, len(m.params))
+// method describes m, a method of the interface iface, for openrpc.
+func (reg *Registry) method(iface, ifaceDoc string, m *methodInfo, doc, servedBy string) openrpc.Method {
+	om := openrpc.Method{Interface: iface, Name: m.wire, Doc: doc, IfaceDoc: ifaceDoc, ServedBy: servedBy}
 	for i, p := range m.params {
-		t := m.ptypes[i]
-		params = append(params, map[string]any{
-			"name":     p,
-			"required": t.Kind() != reflect.Pointer,
-			"schema":   Schema(reg, t),
-		})
+		om.Params = append(om.Params, openrpc.Param{Name: p, Type: wireType{reg, m.ptypes[i]}})
 	}
-	result := map[string]any{"name": "result", "schema": map[string]any{"type": "null"}}
 	if m.result != nil {
-		result["schema"] = Schema(reg, m.result)
+		om.Result = wireType{reg, m.result}
 	}
-	return map[string]any{
-		"name":           name,
-		"paramStructure": "by-name",
-		"params":         params,
-		"result":         result,
-	}
+	return om
 }
-
-var timeType = reflect.TypeFor[time.Time]()
 
 // Schema returns a JSON Schema for values of Go type t as they appear on
 // the wire: registered interfaces and funcs are handles.
 func Schema(reg *Registry, t reflect.Type) map[string]any {
-	return schema(reg, t, map[reflect.Type]bool{})
+	return openrpc.Schema(wireType{reg, t})
 }
 
-func schema(reg *Registry, t reflect.Type, active map[reflect.Type]bool) map[string]any {
-	handle := func(name string) map[string]any {
-		return map[string]any{
-			"type":                 "object",
-			"title":                name + " handle",
-			"properties":           map[string]any{"$handle": map[string]any{"type": "string"}},
-			"required":             []string{"$handle"},
-			"additionalProperties": false,
-		}
-	}
+// wireType is a reflect.Type as package openrpc sees it.
+type wireType struct {
+	reg *Registry
+	t   reflect.Type
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// Kind implements openrpc.Type.
+func (w wireType) Kind() openrpc.Kind {
+	t := w.t
 	if t == timeType {
-		return map[string]any{"type": "string", "format": "date-time"}
+		return openrpc.Time
 	}
 	if t.Kind() != reflect.Interface && t.Kind() != reflect.Func {
 		// A type that encodes itself: text is a string, JSON is anything.
 		if implements(t, jsonMarshaler) || implements(t, jsonMarshalerTo) {
-			return map[string]any{}
+			return openrpc.Any
 		}
 		if implements(t, textMarshaler) {
-			return map[string]any{"type": "string"}
+			return openrpc.String
 		}
 	}
 	switch t.Kind() {
 	case reflect.Bool:
-		return map[string]any{"type": "boolean"}
+		return openrpc.Bool
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return map[string]any{"type": "integer"}
+		return openrpc.Integer
 	case reflect.Float32, reflect.Float64:
-		return map[string]any{"type": "number"}
+		return openrpc.Number
 	case reflect.String:
-		return map[string]any{"type": "string"}
+		return openrpc.String
 	case reflect.Interface:
-		if info := reg.iface(t); info != nil {
-			return handle(info.name)
+		if w.reg.iface(t) != nil {
+			return openrpc.Handle
 		}
-		return map[string]any{}
 	case reflect.Func:
-		if fi := reg.fn(t); fi != nil {
-			return handle(fi.name)
+		if w.reg.fn(t) != nil {
+			return openrpc.Handle
 		}
-		return map[string]any{}
 	case reflect.Pointer:
-		s := schema(reg, t.Elem(), active)
-		return map[string]any{"anyOf": []any{s, map[string]any{"type": "null"}}}
+		return openrpc.Pointer
 	case reflect.Slice, reflect.Array:
 		if t.Elem().Kind() == reflect.Uint8 {
-			return map[string]any{"type": "string", "contentEncoding": "base64"}
+			return openrpc.Bytes
 		}
-		return map[string]any{"type": "array", "items": schema(reg, t.Elem(), active)}
+		return openrpc.List
 	case reflect.Map:
-		return map[string]any{"type": "object", "additionalProperties": schema(reg, t.Elem(), active)}
+		return openrpc.Map
 	case reflect.Struct:
-		if active[t] {
-			return map[string]any{"type": "object"}
-		}
-		active[t] = true
-		defer delete(active, t)
-		props := map[string]any{}
-		var req []string
-		structFields(reg, t, props, &req, active)
-		s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
-		if len(req) > 0 {
-			s["required"] = req
-		}
-		return s
+		return openrpc.Struct
 	}
-	return map[string]any{}
+	return openrpc.Any
 }
 
-// structFields adds the members of struct t to props and req. Embedded
-// structs without a JSON name are inlined, as the JSON package does.
-func structFields(reg *Registry, t reflect.Type, props map[string]any, req *[]string, active map[reflect.Type]bool) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, tagged, omit, skip := jsonName(f)
-		if skip {
-			continue
-		}
-		if f.Anonymous && !tagged {
-			ft := f.Type
-			if ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct && !hasJSONMethods(ft) {
-				structFields(reg, ft, props, req, active)
-				continue
-			}
-		}
-		if !f.IsExported() {
-			continue
-		}
-		props[name] = schema(reg, f.Type, active)
-		if !omit {
-			*req = append(*req, name)
-		}
+// Elem implements openrpc.Type.
+func (w wireType) Elem() openrpc.Type { return wireType{w.reg, w.t.Elem()} }
+
+// HandleName implements openrpc.Type.
+func (w wireType) HandleName() string {
+	if info := w.reg.iface(w.t); info != nil {
+		return info.name
 	}
+	if fi := w.reg.fn(w.t); fi != nil {
+		return fi.name
+	}
+	return w.t.Name()
 }
 
-// jsonName reads a field's JSON name and options from its tag.
-func jsonName(f reflect.StructField) (name string, tagged, omit, skip bool) {
-	name = f.Name
-	tag, ok := f.Tag.Lookup("json")
-	if !ok {
-		return name, false, false, false
+// Fields implements openrpc.Type.
+func (w wireType) Fields() []openrpc.Field {
+	var fs []openrpc.Field
+	for i := range w.t.NumField() {
+		f := w.t.Field(i)
+		fs = append(fs, openrpc.Field{Name: f.Name, Tag: f.Tag, Exported: f.IsExported(), Embedded: f.Anonymous, Type: wireType{w.reg, f.Type}})
 	}
-	parts := strings.Split(tag, ",")
-	if parts[0] == "-" && len(parts) == 1 {
-		return "", false, false, true
-	}
-	if parts[0] != "" {
-		name, tagged = parts[0], true
-	}
-	for _, o := range parts[1:] {
-		if o == "omitempty" || o == "omitzero" {
-			omit = true
-		}
-	}
-	return name, tagged, omit, false
+	return fs
 }
+
+// ID implements openrpc.Type.
+func (w wireType) ID() any { return w.t }
 
 var (
 	jsonMarshaler   = reflect.TypeFor[interface{ MarshalJSON() ([]byte, error) }]()
@@ -231,11 +212,6 @@ var (
 
 func implements(t, iface reflect.Type) bool {
 	return t.Implements(iface) || (t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(iface))
-}
-
-// hasJSONMethods reports whether t encodes itself.
-func hasJSONMethods(t reflect.Type) bool {
-	return implements(t, jsonMarshaler) || implements(t, jsonMarshalerTo) || implements(t, textMarshaler)
 }
 
 // DiscoverObject returns a discovery function (for

@@ -495,6 +495,9 @@ func (e *emitter) register(order []*genType) {
 			}
 			e.p("Proxy: %s,\n", e.ident(gt, "Proxy"))
 			e.p("Dispatch: func(impl %s) %s.Object { return &%s{impl} },\n", iface, bridge, e.ident(gt, "Object"))
+			if gt.doc != "" {
+				e.p("Doc: %s,\n", strconv.Quote(gt.doc))
+			}
 			e.p("})\n")
 			continue
 		}
@@ -518,6 +521,18 @@ func (e *emitter) register(order []*genType) {
 		e.p("Dispatch: func(impl %s) %s.Object { return &%s{impl} },\n", iface, bridge, e.ident(gt, "Object"))
 		if gt.serial {
 			e.p("Serial: true,\n")
+		}
+		if gt.doc != "" {
+			e.p("Doc: %s,\n", strconv.Quote(gt.doc))
+		}
+		var docs []string
+		for _, m := range gt.methods {
+			if m.doc != "" {
+				docs = append(docs, fmt.Sprintf("%q: %s,\n", m.goName, strconv.Quote(m.doc)))
+			}
+		}
+		if len(docs) > 0 {
+			e.p("Docs: map[string]string{\n%s},\n", strings.Join(docs, ""))
 		}
 		e.p("})\n")
 	}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/tools/go/packages"
 
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/openrpc"
 )
 
 // header is the first line of every generated file.
@@ -49,6 +50,7 @@ type genType struct {
 	wire    string // name on the wire
 	serial  bool
 	isFunc  bool
+	doc     string    // its doc comment, without directives
 	methods []*method // sorted by Go name; one, "Call", for a func type
 }
 
@@ -57,7 +59,8 @@ type genType struct {
 type method struct {
 	goName string
 	wire   string
-	hasCtx bool // the first parameter is a context.Context
+	hasCtx bool   // the first parameter is a context.Context
+	doc    string // its doc comment, its Go name replaced by its wire name
 	params []param
 	result types.Type // nil if the method returns only an error
 }
@@ -90,6 +93,7 @@ type generator struct {
 	pkg    *packages.Package
 	target *target
 	dirs   map[*types.TypeName]directives
+	docs   map[token.Pos]string // doc comments of types and interface methods, by the position of their name
 	gen    map[*types.TypeName]*genType
 	order  []*genType
 	queue  []*types.TypeName
@@ -463,6 +467,7 @@ func (g *generator) errorf(pos token.Pos, format string, args ...any) {
 // declarations.
 func (g *generator) readDirectives() error {
 	g.dirs = map[*types.TypeName]directives{}
+	g.docs = map[token.Pos]string{}
 	var bad []string
 	for _, f := range g.pkg.Syntax {
 		for _, decl := range f.Decls {
@@ -475,6 +480,14 @@ func (g *generator) readDirectives() error {
 				doc := ts.Doc
 				if doc == nil && len(gd.Specs) == 1 {
 					doc = gd.Doc
+				}
+				g.docs[ts.Name.Pos()] = doc.Text() // without the //mpgen: directives
+				if it, ok := ts.Type.(*ast.InterfaceType); ok {
+					for _, f := range it.Methods.List {
+						for _, n := range f.Names {
+							g.docs[n.Pos()] = f.Doc.Text()
+						}
+					}
 				}
 				if doc == nil {
 					continue
@@ -528,7 +541,7 @@ func (g *generator) enqueue(tn *types.TypeName) {
 // add checks the interface or func type tn and adds it to the model.
 func (g *generator) add(tn *types.TypeName) {
 	d := g.dirs[tn]
-	gt := &genType{obj: tn, wire: tn.Name(), serial: d.serial}
+	gt := &genType{obj: tn, wire: tn.Name(), serial: d.serial, doc: strings.TrimSpace(g.docs[tn.Pos()])}
 	if d.name != "" {
 		gt.wire = d.name
 	}
@@ -577,6 +590,7 @@ func (g *generator) add(tn *types.TypeName) {
 			wires[wire] = fn.Name()
 			if m := g.method(where, pos, fn.Type().(*types.Signature)); m != nil {
 				m.goName, m.wire = fn.Name(), wire
+				m.doc = openrpc.Describe(g.docs[fn.Pos()], fn.Name(), wire)
 				gt.methods = append(gt.methods, m)
 			}
 		}

@@ -8,6 +8,7 @@
 // Usage:
 //
 //	mpgen [-out dir] [-o file] [-type T1,T2] [-prefix p] [packages]
+//	mpgen doc [-o file] EXE...
 //
 // Packages default to the one in the current directory ("."), which is
 // what a //go:generate line needs:
@@ -72,7 +73,9 @@
 //     Schemas that callbacks.Schema gives for the Go types (interfaces
 //     and funcs are handles), as rpc.discover lists them;
 //   - a callbacks.Register call in the file's init function, with the
-//     wire name, the param names, the proxy and the dispatcher.
+//     wire name, the param names, the proxy and the dispatcher, and the
+//     doc comments of the interface and its methods (Doc and Docs), which
+//     rpc.discover gives as descriptions.
 //
 // A named func type F gets the same: fProxy, a constructor of the func that
 // calls a remote F through its method "F.call", fObject, its dispatcher,
@@ -95,6 +98,20 @@
 // several results, unnamed func or interface types, or unexported types
 // of other packages, is reported with the method and the type at fault,
 // and nothing is written.
+//
+// The JSON Schemas come from package internal/openrpc, the one mapping
+// from Go types to schemas, which callbacks.Schema uses at run time too.
+//
+// # Documenting an API
+//
+// "mpgen doc EXE..." spawns each EXE with -serve, asks it rpc.discover,
+// and writes Markdown (to standard output, or to the file -o names): per
+// executable, a table of the interfaces it serves and who serves them
+// ("x-served-by": the executable, the caller, or either), then every
+// method with its doc comment, params and result. docs/API.md is written
+// this way:
+//
+//	go build -o bin/ ./cmd/... && ./bin/mpgen doc -o docs/API.md ./bin/mpnode ./bin/mpwallet
 //
 // # Generating into another package
 //
@@ -148,6 +165,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "doc" {
+		os.Exit(docMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	err := run(os.Args[1:], "", os.Stderr, func(path string, data []byte) error {
 		return os.WriteFile(path, data, 0o666)
 	})

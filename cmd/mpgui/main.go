@@ -20,22 +20,37 @@
 //	-inproc          the spawned mpnode runs the wallet in its own process
 //	-rpcwallet=NAME  the wallet that wallet commands use
 //	-quiet           do not print notifications
+//	-json            print each command's output as one JSON value on a line
 //
 // While it runs, mpgui prints the notifications it receives through
 // callbacks, each line starting with "* ": the blocks the node connects
 // (node -> gui), and the balance of every wallet it has used after each
 // change (wallet -> node -> gui, forwarded by the node). Type "help" for
-// the commands.
+// the commands, "help COMMAND" for one.
+//
+// Wallet commands use the wallet chosen with usewallet or -rpcwallet, or
+// the only one the node has; with none they are refused ("no wallet
+// loaded: use 'createwallet NAME'..."), as bitcoin-cli does.
+//
+// With -json every command prints one JSON value on a line (a number, a
+// string, an array or an object), errors go to stderr as "error: ..." and
+// notifications are not printed, so that the output can be piped to jq.
+//
+// On a terminal the prompt edits lines with readline (history with the
+// arrow keys, Tab completes command names), and generate shows a progress
+// bar on stderr when it mines 20 blocks or more; the block notifications
+// advance the bar instead of printing a line each.
 //
 // In a script, "NAME = COMMAND ..." keeps the command's output in $NAME
 // for the lines after it, a line starting with "!" is expected to fail,
 // and lines starting with "#" are printed as they are. The exit status is
 // 1 if a command failed (or an expected failure did not happen), 2 for a
-// usage error.
+// usage error. Commands piped to mpgui's input run the same way, without
+// the echo: a failed one makes the exit status 1. At a terminal's prompt
+// the status is 0.
 package main
 
 import (
-	"bufio"
 	"context"
 	_ "embed"
 	"errors"
@@ -69,6 +84,7 @@ type config struct {
 	rpcwallet string
 	script    string
 	quiet     bool
+	json      bool
 	liveness  time.Duration
 	args      []string
 	sock      sockflags.Dialer
@@ -85,6 +101,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.rpcwallet, "rpcwallet", "", "the wallet that wallet commands use")
 	fs.StringVar(&c.script, "script", "", "run the commands in `FILE` (\"-\" for stdin)")
 	fs.BoolVar(&c.quiet, "quiet", false, "do not print notifications")
+	fs.BoolVar(&c.json, "json", false, "print each command's output as one JSON value on a line, errors on stderr, no notifications")
 	fs.DurationVar(&c.liveness, "liveness", bridge.DefaultLiveness, "fail calls to a node that answers nothing, not even a ping, for this long (0: never); the spawned node uses it too")
 	showVersion := version.Flag(fs)
 	fs.Usage = func() {
@@ -163,6 +180,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 	defer s.close()
+	s.json, s.errOut = c.json, stderr
+	if isTerminal(stderr) {
+		s.progress = stderr
+	}
 
 	switch {
 	case script != nil:
@@ -187,7 +208,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		s.result(res)
 		return 0
 	default:
-		return s.interactive(stdin, isTerminal(stdin))
+		return s.interactive(stdin, isTerminal(stdin), stderr)
 	}
 }
 
@@ -241,39 +262,6 @@ func errText(err error) string {
 		return fmt.Sprintf("%s (code %d)", e.Message, e.Code)
 	}
 	return err.Error()
-}
-
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// interactive reads commands until end of input or "quit".
-func (s *session) interactive(stdin io.Reader, prompt bool) int {
-	sc := bufio.NewScanner(stdin)
-	if prompt {
-		s.out.printf("type help for the commands, quit to leave\n")
-	}
-	for {
-		if prompt {
-			s.out.printf("%s> ", s.prompt())
-		}
-		if !sc.Scan() {
-			if prompt {
-				s.out.printf("\n")
-			}
-			return 0
-		}
-		line := strings.TrimSpace(sc.Text())
-		if line == "quit" || line == "exit" {
-			return 0
-		}
-		s.line(line, false)
-	}
 }
 
 // liveness maps the -liveness flag to bridge.Options.Liveness, where 0

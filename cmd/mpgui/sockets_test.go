@@ -388,7 +388,7 @@ func TestTLS(t *testing.T) {
 		cookie := filepath.Join(datadir, ".cookie")
 		w := start(t, "mpwallet", "-connect="+addr, "-cookiefile="+cookie, "-tls-ca="+certs.CA)
 		w.waitLine(`attached to`)
-		out, errOut, code := gui(t, "", "-connect="+addr, "-datadir="+datadir, "-tls-ca="+certs.CA, "generate", "2")
+		out, errOut, code := gui(t, "createwallet w\ngenerate 2\n", "-connect="+addr, "-datadir="+datadir, "-tls-ca="+certs.CA)
 		if code != 0 || !strings.Contains(out, "mined 2 blocks") {
 			t.Fatalf("mpgui generate over %s: %d\n%s\n%s", addr, code, out, errOut)
 		}

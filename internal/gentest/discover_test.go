@@ -29,8 +29,10 @@ var fragments = []struct {
 	{"Visitor", reflect.TypeFor[fixture.Visitor](), fixture.OpenRPCVisitor()},
 }
 
-// normal returns v as encoding/json decodes its JSON form.
-func normal(t *testing.T, v any) []any {
+// normal returns the method objects v as encoding/json decodes their JSON
+// form, without "x-served-by" (which the generated fragments cannot know),
+// and that member of each by method name.
+func normal(t *testing.T, v any) ([]any, map[string]string) {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -40,7 +42,14 @@ func normal(t *testing.T, v any) []any {
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatalf("%s: %v", b, err)
 	}
-	return out
+	servedBy := map[string]string{}
+	for _, m := range out {
+		m := m.(map[string]any)
+		s, _ := m["x-served-by"].(string)
+		servedBy[m["name"].(string)] = s
+		delete(m, "x-served-by")
+	}
+	return out, servedBy
 }
 
 func methodName(m any) string { return m.(map[string]any)["name"].(string) }
@@ -55,7 +64,8 @@ func TestOpenRPCMatchesDiscover(t *testing.T) {
 			t.Fatalf("%s: fragment is not JSON: %v", f.wire, err)
 		}
 		var want []any
-		for _, m := range normal(t, callbacks.Default.Discover(f.typ)) {
+		ms, _ := normal(t, callbacks.Default.Discover(f.typ))
+		for _, m := range ms {
 			if strings.HasPrefix(methodName(m), f.wire+".") {
 				want = append(want, m)
 			}
@@ -96,14 +106,53 @@ func TestRPCDiscover(t *testing.T) {
 		want = append(want, ms...)
 	}
 	slices.SortFunc(want, func(a, b any) int { return strings.Compare(methodName(a), methodName(b)) })
-	if got := normal(t, doc.Methods); !reflect.DeepEqual(got, want) {
+	got, servedBy := normal(t, doc.Methods)
+	if !reflect.DeepEqual(got, want) {
 		var names []string
 		for _, m := range got {
 			names = append(names, methodName(m))
 		}
 		t.Errorf("rpc.discover lists %v", names)
 	}
+	// Objects is served by the server; what it returns is too, what the
+	// caller passes is the caller's, and what travels both ways is both.
+	for name, want := range map[string]string{
+		"Objects.block": "server",
+		"Stream.next":   "server",
+		"AddFunc.call":  "server",
+		"Step.call":     "caller",
+		"Visitor.visit": "both", // passed to Visit, returned by Same
+		"Counter.add":   "both", // returned by NewCounter, passed to Sum
+		"Greeter.greet": "both", // returned by Greeter, passed to Welcome
+	} {
+		if servedBy[name] != want {
+			t.Errorf("%s: x-served-by %q, want %q", name, servedBy[name], want)
+		}
+	}
 	if !strings.HasPrefix(doc.OpenRPC, "1.") {
 		t.Errorf("openrpc version %q", doc.OpenRPC)
 	}
+}
+
+// TestDiscoverCarriesDocComments checks that the Go doc comments of an
+// interface and its methods, which mpgen registers, reach rpc.discover's
+// method objects: the method's as its description (with its Go name
+// turned into its wire name), the interface's as its tag's.
+func TestDiscoverCarriesDocComments(t *testing.T) {
+	ms, _ := normal(t, callbacks.Default.Discover(reflect.TypeFor[fixture.Values]()))
+	for _, m := range ms {
+		m := m.(map[string]any)
+		if m["name"] != "Values.nothing" {
+			continue
+		}
+		if got, want := m["description"], "nothing has neither parameters nor a result."; got != want {
+			t.Errorf("description %q, want %q", got, want)
+		}
+		tag := m["tags"].([]any)[0].(map[string]any)
+		if tag["name"] != "Values" || !strings.HasPrefix(tag["description"].(string), "Values ") {
+			t.Errorf("tag %v, want Values with the interface's doc comment", tag)
+		}
+		return
+	}
+	t.Fatal("Values.nothing is not listed")
 }

@@ -358,10 +358,10 @@ func (o *nodeObject) callGetBlockCount(ctx context.Context, p *bridge.Params) (a
 func OpenRPCChain() []byte { return []byte(chainOpenRPC) }
 
 const chainOpenRPC = `[
-{"name":"Chain.broadcastTransaction","paramStructure":"by-name","params":[{"name":"tx","required":true,"schema":{"additionalProperties":false,"properties":{"amount":{"type":"integer"},"inputs":{"items":{"additionalProperties":false,"properties":{"address":{"type":"string"},"amount":{"type":"integer"},"pubKey":{"type":"string"},"sig":{"type":"string"}},"required":["address","amount","pubKey","sig"],"type":"object"},"type":"array"},"nonce":{"type":"string"},"to":{"type":"string"},"txid":{"type":"string"}},"required":["txid","inputs","to","amount","nonce"],"type":"object"}}],"result":{"name":"result","schema":{"type":"string"}}},
-{"name":"Chain.getBlock","paramStructure":"by-name","params":[{"name":"height","required":true,"schema":{"type":"integer"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"hash":{"type":"string"},"height":{"type":"integer"},"prevHash":{"type":"string"},"time":{"type":"integer"},"txs":{"items":{"additionalProperties":false,"properties":{"amount":{"type":"integer"},"inputs":{"items":{"additionalProperties":false,"properties":{"address":{"type":"string"},"amount":{"type":"integer"},"pubKey":{"type":"string"},"sig":{"type":"string"}},"required":["address","amount","pubKey","sig"],"type":"object"},"type":"array"},"nonce":{"type":"string"},"to":{"type":"string"},"txid":{"type":"string"}},"required":["txid","inputs","to","amount","nonce"],"type":"object"},"type":"array"}},"required":["height","hash","prevHash","time","txs"],"type":"object"}}},
-{"name":"Chain.getHeight","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"integer"}}},
-{"name":"Chain.handleNotifications","paramStructure":"by-name","params":[{"name":"notifications","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"ChainNotifications handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Handler handle","type":"object"}}}
+{"description":"broadcastTransaction checks tx and adds it to the transactions the\nnext block mines. It returns the txid; a transaction already\naccepted or mined is not an error.","name":"Chain.broadcastTransaction","paramStructure":"by-name","params":[{"name":"tx","required":true,"schema":{"additionalProperties":false,"properties":{"amount":{"type":"integer"},"inputs":{"items":{"additionalProperties":false,"properties":{"address":{"type":"string"},"amount":{"type":"integer"},"pubKey":{"type":"string"},"sig":{"type":"string"}},"required":["address","amount","pubKey","sig"],"type":"object"},"type":"array"},"nonce":{"type":"string"},"to":{"type":"string"},"txid":{"type":"string"}},"required":["txid","inputs","to","amount","nonce"],"type":"object"}}],"result":{"name":"result","schema":{"type":"string"}},"tags":[{"description":"Chain is the wallet's view of the node.","name":"Chain"}]},
+{"description":"getBlock returns the block at height.","name":"Chain.getBlock","paramStructure":"by-name","params":[{"name":"height","required":true,"schema":{"type":"integer"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"hash":{"type":"string"},"height":{"type":"integer"},"prevHash":{"type":"string"},"time":{"type":"integer"},"txs":{"items":{"additionalProperties":false,"properties":{"amount":{"type":"integer"},"inputs":{"items":{"additionalProperties":false,"properties":{"address":{"type":"string"},"amount":{"type":"integer"},"pubKey":{"type":"string"},"sig":{"type":"string"}},"required":["address","amount","pubKey","sig"],"type":"object"},"type":"array"},"nonce":{"type":"string"},"to":{"type":"string"},"txid":{"type":"string"}},"required":["txid","inputs","to","amount","nonce"],"type":"object"},"type":"array"}},"required":["height","hash","prevHash","time","txs"],"type":"object"}},"tags":[{"description":"Chain is the wallet's view of the node.","name":"Chain"}]},
+{"description":"getHeight returns the height of the tip, as GetBlockCount.","name":"Chain.getHeight","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"integer"}},"tags":[{"description":"Chain is the wallet's view of the node.","name":"Chain"}]},
+{"description":"handleNotifications subscribes notifications to every block\nconnected from now on, in height order, until the returned Handler\nis disconnected or released.","name":"Chain.handleNotifications","paramStructure":"by-name","params":[{"name":"notifications","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"ChainNotifications handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Handler handle","type":"object"}},"tags":[{"description":"Chain is the wallet's view of the node.","name":"Chain"}]}
 ]`
 
 // OpenRPCChainNotifications returns the OpenRPC method objects that rpc.discover lists
@@ -369,7 +369,7 @@ const chainOpenRPC = `[
 func OpenRPCChainNotifications() []byte { return []byte(chainNotificationsOpenRPC) }
 
 const chainNotificationsOpenRPC = `[
-{"name":"ChainNotifications.blockConnected","paramStructure":"by-name","params":[{"name":"block","required":true,"schema":{"additionalProperties":false,"properties":{"hash":{"type":"string"},"height":{"type":"integer"},"prevHash":{"type":"string"},"time":{"type":"integer"},"txs":{"items":{"additionalProperties":false,"properties":{"amount":{"type":"integer"},"inputs":{"items":{"additionalProperties":false,"properties":{"address":{"type":"string"},"amount":{"type":"integer"},"pubKey":{"type":"string"},"sig":{"type":"string"}},"required":["address","amount","pubKey","sig"],"type":"object"},"type":"array"},"nonce":{"type":"string"},"to":{"type":"string"},"txid":{"type":"string"}},"required":["txid","inputs","to","amount","nonce"],"type":"object"},"type":"array"}},"required":["height","hash","prevHash","time","txs"],"type":"object"}}],"result":{"name":"result","schema":{"type":"null"}}}
+{"description":"blockConnected is called once per block, in height order. The node\nwaits for it to return: returning acknowledges the block.","name":"ChainNotifications.blockConnected","paramStructure":"by-name","params":[{"name":"block","required":true,"schema":{"additionalProperties":false,"properties":{"hash":{"type":"string"},"height":{"type":"integer"},"prevHash":{"type":"string"},"time":{"type":"integer"},"txs":{"items":{"additionalProperties":false,"properties":{"amount":{"type":"integer"},"inputs":{"items":{"additionalProperties":false,"properties":{"address":{"type":"string"},"amount":{"type":"integer"},"pubKey":{"type":"string"},"sig":{"type":"string"}},"required":["address","amount","pubKey","sig"],"type":"object"},"type":"array"},"nonce":{"type":"string"},"to":{"type":"string"},"txid":{"type":"string"}},"required":["txid","inputs","to","amount","nonce"],"type":"object"},"type":"array"}},"required":["height","hash","prevHash","time","txs"],"type":"object"}}],"result":{"name":"result","schema":{"type":"null"}},"tags":[{"description":"ChainNotifications receives the blocks the node connects.","name":"ChainNotifications"}]}
 ]`
 
 // OpenRPCHandler returns the OpenRPC method objects that rpc.discover lists
@@ -377,7 +377,7 @@ const chainNotificationsOpenRPC = `[
 func OpenRPCHandler() []byte { return []byte(handlerOpenRPC) }
 
 const handlerOpenRPC = `[
-{"name":"Handler.disconnect","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"null"}}}
+{"name":"Handler.disconnect","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"null"}},"tags":[{"description":"Handler is a subscription. Disconnect ends it; so does releasing the\nHandler, which for a local one means calling its Close method if it has\none (see Release).","name":"Handler"}]}
 ]`
 
 // OpenRPCNode returns the OpenRPC method objects that rpc.discover lists
@@ -385,8 +385,8 @@ const handlerOpenRPC = `[
 func OpenRPCNode() []byte { return []byte(nodeOpenRPC) }
 
 const nodeOpenRPC = `[
-{"name":"Node.generateToAddress","paramStructure":"by-name","params":[{"name":"blocks","required":true,"schema":{"type":"integer"}},{"name":"address","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"items":{"type":"string"},"type":"array"}}},
-{"name":"Node.getBlockCount","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"integer"}}}
+{"description":"generateToAddress mines blocks, each paying Reward to address, and\nreturns their hashes once every subscriber has acknowledged\nBlockConnected for each of them.","name":"Node.generateToAddress","paramStructure":"by-name","params":[{"name":"blocks","required":true,"schema":{"type":"integer"}},{"name":"address","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"items":{"type":"string"},"type":"array"}},"tags":[{"description":"Node is the user's view of the node.","name":"Node"}]},
+{"description":"getBlockCount returns the height of the tip; genesis is 0.","name":"Node.getBlockCount","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"integer"}},"tags":[{"description":"Node is the user's view of the node.","name":"Node"}]}
 ]`
 
 func init() {
@@ -399,6 +399,13 @@ func init() {
 		},
 		Proxy:    func(r *bridge.Remote) node.Chain { return chainProxy{r} },
 		Dispatch: func(impl node.Chain) bridge.Object { return &chainObject{impl} },
+		Doc:      "Chain is the wallet's view of the node.",
+		Docs: map[string]string{
+			"BroadcastTransaction": "broadcastTransaction checks tx and adds it to the transactions the\nnext block mines. It returns the txid; a transaction already\naccepted or mined is not an error.",
+			"GetBlock":             "getBlock returns the block at height.",
+			"GetHeight":            "getHeight returns the height of the tip, as GetBlockCount.",
+			"HandleNotifications":  "handleNotifications subscribes notifications to every block\nconnected from now on, in height order, until the returned Handler\nis disconnected or released.",
+		},
 	})
 	callbacks.Register(callbacks.Interface[node.ChainNotifications]{
 		Name: "ChainNotifications",
@@ -407,11 +414,16 @@ func init() {
 		},
 		Proxy:    func(r *bridge.Remote) node.ChainNotifications { return chainNotificationsProxy{r} },
 		Dispatch: func(impl node.ChainNotifications) bridge.Object { return &chainNotificationsObject{impl} },
+		Doc:      "ChainNotifications receives the blocks the node connects.",
+		Docs: map[string]string{
+			"BlockConnected": "blockConnected is called once per block, in height order. The node\nwaits for it to return: returning acknowledges the block.",
+		},
 	})
 	callbacks.Register(callbacks.Interface[node.Handler]{
 		Name:     "Handler",
 		Proxy:    func(r *bridge.Remote) node.Handler { return handlerProxy{r} },
 		Dispatch: func(impl node.Handler) bridge.Object { return &handlerObject{impl} },
+		Doc:      "Handler is a subscription. Disconnect ends it; so does releasing the\nHandler, which for a local one means calling its Close method if it has\none (see Release).",
 	})
 	callbacks.Register(callbacks.Interface[node.Node]{
 		Name: "Node",
@@ -420,5 +432,10 @@ func init() {
 		},
 		Proxy:    func(r *bridge.Remote) node.Node { return nodeProxy{r} },
 		Dispatch: func(impl node.Node) bridge.Object { return &nodeObject{impl} },
+		Doc:      "Node is the user's view of the node.",
+		Docs: map[string]string{
+			"GenerateToAddress": "generateToAddress mines blocks, each paying Reward to address, and\nreturns their hashes once every subscriber has acknowledged\nBlockConnected for each of them.",
+			"GetBlockCount":     "getBlockCount returns the height of the tip; genesis is 0.",
+		},
 	})
 }

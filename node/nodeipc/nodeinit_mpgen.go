@@ -141,10 +141,10 @@ func (o *initObject) callMakeWalletLoader(ctx context.Context, p *bridge.Params)
 func OpenRPCInit() []byte { return []byte(initOpenRPC) }
 
 const initOpenRPC = `[
-{"name":"Init.attachWalletLoader","paramStructure":"by-name","params":[{"name":"loader","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"WalletLoader handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Handler handle","type":"object"}}},
-{"name":"Init.makeChain","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Chain handle","type":"object"}}},
-{"name":"Init.makeNode","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Node handle","type":"object"}}},
-{"name":"Init.makeWalletLoader","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"WalletLoader handle","type":"object"}}}
+{"description":"attachWalletLoader makes loader the node's wallet loader until the\nreturned Handler is disconnected or released.","name":"Init.attachWalletLoader","paramStructure":"by-name","params":[{"name":"loader","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"WalletLoader handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Handler handle","type":"object"}},"tags":[{"description":"Init is the bootstrap interface of a node process.","name":"Init"}]},
+{"description":"makeChain returns the node's Chain (the same one each time).","name":"Init.makeChain","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Chain handle","type":"object"}},"tags":[{"description":"Init is the bootstrap interface of a node process.","name":"Init"}]},
+{"description":"makeNode returns the node's Node (the same one each time).","name":"Init.makeNode","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Node handle","type":"object"}},"tags":[{"description":"Init is the bootstrap interface of a node process.","name":"Init"}]},
+{"description":"makeWalletLoader returns the wallet loader of the node: the one\nattached last that is still attached, else the node's own.","name":"Init.makeWalletLoader","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"WalletLoader handle","type":"object"}},"tags":[{"description":"Init is the bootstrap interface of a node process.","name":"Init"}]}
 ]`
 
 func init() {
@@ -155,5 +155,12 @@ func init() {
 		},
 		Proxy:    func(r *bridge.Remote) nodeinit.Init { return initProxy{r} },
 		Dispatch: func(impl nodeinit.Init) bridge.Object { return &initObject{impl} },
+		Doc:      "Init is the bootstrap interface of a node process.",
+		Docs: map[string]string{
+			"AttachWalletLoader": "attachWalletLoader makes loader the node's wallet loader until the\nreturned Handler is disconnected or released.",
+			"MakeChain":          "makeChain returns the node's Chain (the same one each time).",
+			"MakeNode":           "makeNode returns the node's Node (the same one each time).",
+			"MakeWalletLoader":   "makeWalletLoader returns the wallet loader of the node: the one\nattached last that is still attached, else the node's own.",
+		},
 	})
 }

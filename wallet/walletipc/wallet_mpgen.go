@@ -434,7 +434,7 @@ func (o *walletLoaderObject) callListWallets(ctx context.Context, p *bridge.Para
 func OpenRPCBalanceChanged() []byte { return []byte(balanceChangedOpenRPC) }
 
 const balanceChangedOpenRPC = `[
-{"name":"BalanceChanged.call","paramStructure":"by-name","params":[{"name":"balance","required":true,"schema":{"type":"integer"}}],"result":{"name":"result","schema":{"type":"null"}}}
+{"name":"BalanceChanged.call","paramStructure":"by-name","params":[{"name":"balance","required":true,"schema":{"type":"integer"}}],"result":{"name":"result","schema":{"type":"null"}},"tags":[{"description":"BalanceChanged receives a wallet's new balance.","name":"BalanceChanged"}]}
 ]`
 
 // OpenRPCInit returns the OpenRPC method objects that rpc.discover lists
@@ -442,7 +442,7 @@ const balanceChangedOpenRPC = `[
 func OpenRPCInit() []byte { return []byte(initOpenRPC) }
 
 const initOpenRPC = `[
-{"name":"Init.makeWalletLoader","paramStructure":"by-name","params":[{"name":"chain","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Chain handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"WalletLoader handle","type":"object"}}}
+{"description":"makeWalletLoader returns the process's WalletLoader, following\nchain. Later calls return the same loader.","name":"Init.makeWalletLoader","paramStructure":"by-name","params":[{"name":"chain","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Chain handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"WalletLoader handle","type":"object"}},"tags":[{"description":"Init is the bootstrap interface of a wallet process.","name":"Init"}]}
 ]`
 
 // OpenRPCWallet returns the OpenRPC method objects that rpc.discover lists
@@ -450,13 +450,13 @@ const initOpenRPC = `[
 func OpenRPCWallet() []byte { return []byte(walletOpenRPC) }
 
 const walletOpenRPC = `[
-{"name":"Wallet.getBalance","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"integer"}}},
-{"name":"Wallet.getName","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"string"}}},
-{"name":"Wallet.getNewAddress","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"string"}}},
-{"name":"Wallet.handleBalanceChanged","paramStructure":"by-name","params":[{"name":"fn","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"BalanceChanged handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Handler handle","type":"object"}}},
-{"name":"Wallet.isSpendable","paramStructure":"by-name","params":[{"name":"address","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"type":"boolean"}}},
-{"name":"Wallet.listTransactions","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"items":{"additionalProperties":false,"properties":{"address":{"type":"string"},"amount":{"type":"integer"},"blockHash":{"type":"string"},"category":{"type":"string"},"height":{"type":"integer"},"txid":{"type":"string"}},"required":["txid","category","address","amount","height","blockHash"],"type":"object"},"type":"array"}}},
-{"name":"Wallet.sendToAddress","paramStructure":"by-name","params":[{"name":"address","required":true,"schema":{"type":"string"}},{"name":"amount","required":true,"schema":{"type":"integer"}}],"result":{"name":"result","schema":{"type":"string"}}}
+{"description":"getBalance returns the confirmed funds: rewards and payments\nreceived in connected blocks, less the sends mined so far.","name":"Wallet.getBalance","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"integer"}},"tags":[{"description":"Wallet holds keys and the funds they control.","name":"Wallet"}]},
+{"description":"getName returns the wallet's name.","name":"Wallet.getName","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"string"}},"tags":[{"description":"Wallet holds keys and the funds they control.","name":"Wallet"}]},
+{"description":"getNewAddress makes a new key and returns its address.","name":"Wallet.getNewAddress","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"string"}},"tags":[{"description":"Wallet holds keys and the funds they control.","name":"Wallet"}]},
+{"description":"handleBalanceChanged calls fn with the new balance after each change\nof balance, before acknowledging the block that caused it, until the\nreturned Handler is disconnected or released.","name":"Wallet.handleBalanceChanged","paramStructure":"by-name","params":[{"name":"fn","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"BalanceChanged handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Handler handle","type":"object"}},"tags":[{"description":"Wallet holds keys and the funds they control.","name":"Wallet"}]},
+{"description":"isSpendable reports whether the wallet holds the key of address.","name":"Wallet.isSpendable","paramStructure":"by-name","params":[{"name":"address","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"type":"boolean"}},"tags":[{"description":"Wallet holds keys and the funds they control.","name":"Wallet"}]},
+{"description":"listTransactions returns the wallet's history, oldest first, then\nthe sends not mined yet.","name":"Wallet.listTransactions","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"items":{"additionalProperties":false,"properties":{"address":{"type":"string"},"amount":{"type":"integer"},"blockHash":{"type":"string"},"category":{"type":"string"},"height":{"type":"integer"},"txid":{"type":"string"}},"required":["txid","category","address","amount","height","blockHash"],"type":"object"},"type":"array"}},"tags":[{"description":"Wallet holds keys and the funds they control.","name":"Wallet"}]},
+{"description":"sendToAddress signs a transaction paying amount to address, hands it\nto the chain and returns its txid. The funds move when it is mined.","name":"Wallet.sendToAddress","paramStructure":"by-name","params":[{"name":"address","required":true,"schema":{"type":"string"}},{"name":"amount","required":true,"schema":{"type":"integer"}}],"result":{"name":"result","schema":{"type":"string"}},"tags":[{"description":"Wallet holds keys and the funds they control.","name":"Wallet"}]}
 ]`
 
 // OpenRPCWalletLoader returns the OpenRPC method objects that rpc.discover lists
@@ -464,9 +464,9 @@ const walletOpenRPC = `[
 func OpenRPCWalletLoader() []byte { return []byte(walletLoaderOpenRPC) }
 
 const walletLoaderOpenRPC = `[
-{"name":"WalletLoader.createWallet","paramStructure":"by-name","params":[{"name":"name","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Wallet handle","type":"object"}}},
-{"name":"WalletLoader.getWallet","paramStructure":"by-name","params":[{"name":"name","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Wallet handle","type":"object"}}},
-{"name":"WalletLoader.listWallets","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"items":{"type":"string"},"type":"array"}}}
+{"description":"createWallet creates the wallet called name.","name":"WalletLoader.createWallet","paramStructure":"by-name","params":[{"name":"name","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Wallet handle","type":"object"}},"tags":[{"description":"WalletLoader creates and finds wallets.","name":"WalletLoader"}]},
+{"description":"getWallet returns the wallet called name, or an error naming it if\nthere is none.","name":"WalletLoader.getWallet","paramStructure":"by-name","params":[{"name":"name","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Wallet handle","type":"object"}},"tags":[{"description":"WalletLoader creates and finds wallets.","name":"WalletLoader"}]},
+{"description":"listWallets returns the wallets' names, sorted.","name":"WalletLoader.listWallets","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"items":{"type":"string"},"type":"array"}},"tags":[{"description":"WalletLoader creates and finds wallets.","name":"WalletLoader"}]}
 ]`
 
 func init() {
@@ -475,6 +475,7 @@ func init() {
 		Params:   []string{"balance"},
 		Proxy:    balanceChangedProxy,
 		Dispatch: func(impl wallet.BalanceChanged) bridge.Object { return &balanceChangedObject{impl} },
+		Doc:      "BalanceChanged receives a wallet's new balance.",
 	})
 	callbacks.Register(callbacks.Interface[wallet.Init]{
 		Name: "Init",
@@ -483,6 +484,10 @@ func init() {
 		},
 		Proxy:    func(r *bridge.Remote) wallet.Init { return initProxy{r} },
 		Dispatch: func(impl wallet.Init) bridge.Object { return &initObject{impl} },
+		Doc:      "Init is the bootstrap interface of a wallet process.",
+		Docs: map[string]string{
+			"MakeWalletLoader": "makeWalletLoader returns the process's WalletLoader, following\nchain. Later calls return the same loader.",
+		},
 	})
 	callbacks.Register(callbacks.Interface[wallet.Wallet]{
 		Name: "Wallet",
@@ -493,6 +498,16 @@ func init() {
 		},
 		Proxy:    func(r *bridge.Remote) wallet.Wallet { return walletProxy{r} },
 		Dispatch: func(impl wallet.Wallet) bridge.Object { return &walletObject{impl} },
+		Doc:      "Wallet holds keys and the funds they control.",
+		Docs: map[string]string{
+			"GetBalance":           "getBalance returns the confirmed funds: rewards and payments\nreceived in connected blocks, less the sends mined so far.",
+			"GetName":              "getName returns the wallet's name.",
+			"GetNewAddress":        "getNewAddress makes a new key and returns its address.",
+			"HandleBalanceChanged": "handleBalanceChanged calls fn with the new balance after each change\nof balance, before acknowledging the block that caused it, until the\nreturned Handler is disconnected or released.",
+			"IsSpendable":          "isSpendable reports whether the wallet holds the key of address.",
+			"ListTransactions":     "listTransactions returns the wallet's history, oldest first, then\nthe sends not mined yet.",
+			"SendToAddress":        "sendToAddress signs a transaction paying amount to address, hands it\nto the chain and returns its txid. The funds move when it is mined.",
+		},
 	})
 	callbacks.Register(callbacks.Interface[wallet.WalletLoader]{
 		Name: "WalletLoader",
@@ -502,5 +517,11 @@ func init() {
 		},
 		Proxy:    func(r *bridge.Remote) wallet.WalletLoader { return walletLoaderProxy{r} },
 		Dispatch: func(impl wallet.WalletLoader) bridge.Object { return &walletLoaderObject{impl} },
+		Doc:      "WalletLoader creates and finds wallets.",
+		Docs: map[string]string{
+			"CreateWallet": "createWallet creates the wallet called name.",
+			"GetWallet":    "getWallet returns the wallet called name, or an error naming it if\nthere is none.",
+			"ListWallets":  "listWallets returns the wallets' names, sorted.",
+		},
 	})
 }

@@ -279,7 +279,7 @@ func (o *watchObject) callStop(ctx context.Context, p *bridge.Params) (any, erro
 func OpenRPCChanged() []byte { return []byte(changedOpenRPC) }
 
 const changedOpenRPC = `[
-{"name":"Changed.call","paramStructure":"by-name","params":[{"name":"name","required":true,"schema":{"type":"string"}},{"name":"level","required":true,"schema":{"type":"integer"}}],"result":{"name":"result","schema":{"type":"null"}}}
+{"name":"Changed.call","paramStructure":"by-name","params":[{"name":"name","required":true,"schema":{"type":"string"}},{"name":"level","required":true,"schema":{"type":"integer"}}],"result":{"name":"result","schema":{"type":"null"}},"tags":[{"description":"Changed is told the name and level of each item put. It is generated\nbecause Store mentions it.","name":"Changed"}]}
 ]`
 
 // OpenRPCStore returns the OpenRPC method objects that rpc.discover lists
@@ -287,11 +287,11 @@ const changedOpenRPC = `[
 func OpenRPCStore() []byte { return []byte(storeOpenRPC) }
 
 const storeOpenRPC = `[
-{"name":"Store.find","paramStructure":"by-name","params":[{"name":"level","required":false,"schema":{"anyOf":[{"type":"integer"},{"type":"null"}]}}],"result":{"name":"result","schema":{"items":{"additionalProperties":false,"properties":{"at":{"format":"date-time","type":"string"},"labels":{"additionalProperties":{"type":"string"},"type":"object"},"level":{"type":"integer"},"name":{"type":"string"}},"required":["name","level","at"],"type":"object"},"type":"array"}}},
-{"name":"Store.get","paramStructure":"by-name","params":[{"name":"name","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"anyOf":[{"additionalProperties":false,"properties":{"at":{"format":"date-time","type":"string"},"labels":{"additionalProperties":{"type":"string"},"type":"object"},"level":{"type":"integer"},"name":{"type":"string"}},"required":["name","level","at"],"type":"object"},{"type":"null"}]}}},
-{"name":"Store.greeter","paramStructure":"by-name","params":[{"name":"plain","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Greeter handle","type":"object"}}},
-{"name":"Store.put","paramStructure":"by-name","params":[{"name":"item","required":true,"schema":{"additionalProperties":false,"properties":{"at":{"format":"date-time","type":"string"},"labels":{"additionalProperties":{"type":"string"},"type":"object"},"level":{"type":"integer"},"name":{"type":"string"}},"required":["name","level","at"],"type":"object"}}],"result":{"name":"result","schema":{"type":"null"}}},
-{"name":"Store.watch","paramStructure":"by-name","params":[{"name":"fn","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Changed handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Subscription handle","type":"object"}}}
+{"description":"find returns the items at level or above, sorted by name; all of\nthem if level is left out.","name":"Store.find","paramStructure":"by-name","params":[{"name":"level","required":false,"schema":{"anyOf":[{"type":"integer"},{"type":"null"}]}}],"result":{"name":"result","schema":{"items":{"additionalProperties":false,"properties":{"at":{"format":"date-time","type":"string"},"labels":{"additionalProperties":{"type":"string"},"type":"object"},"level":{"type":"integer"},"name":{"type":"string"}},"required":["name","level","at"],"type":"object"},"type":"array"}},"tags":[{"description":"Store keeps items by name.","name":"Store"}]},
+{"description":"get returns the item called name, or nil if there is none.","name":"Store.get","paramStructure":"by-name","params":[{"name":"name","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"anyOf":[{"additionalProperties":false,"properties":{"at":{"format":"date-time","type":"string"},"labels":{"additionalProperties":{"type":"string"},"type":"object"},"level":{"type":"integer"},"name":{"type":"string"}},"required":["name","level","at"],"type":"object"},{"type":"null"}]}},"tags":[{"description":"Store keeps items by name.","name":"Store"}]},
+{"description":"greeter returns a greeter, an interface of another package, that\ngreets on behalf of plain: a parameter named like this package.","name":"Store.greeter","paramStructure":"by-name","params":[{"name":"plain","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Greeter handle","type":"object"}},"tags":[{"description":"Store keeps items by name.","name":"Store"}]},
+{"description":"put stores item under its name.","name":"Store.put","paramStructure":"by-name","params":[{"name":"item","required":true,"schema":{"additionalProperties":false,"properties":{"at":{"format":"date-time","type":"string"},"labels":{"additionalProperties":{"type":"string"},"type":"object"},"level":{"type":"integer"},"name":{"type":"string"}},"required":["name","level","at"],"type":"object"}}],"result":{"name":"result","schema":{"type":"null"}},"tags":[{"description":"Store keeps items by name.","name":"Store"}]},
+{"description":"watch calls fn after each Put until the returned Watch is stopped.","name":"Store.watch","paramStructure":"by-name","params":[{"name":"fn","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Changed handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Subscription handle","type":"object"}},"tags":[{"description":"Store keeps items by name.","name":"Store"}]}
 ]`
 
 // OpenRPCWatch returns the OpenRPC method objects that rpc.discover lists
@@ -299,7 +299,7 @@ const storeOpenRPC = `[
 func OpenRPCWatch() []byte { return []byte(watchOpenRPC) }
 
 const watchOpenRPC = `[
-{"name":"Subscription.stop","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"null"}}}
+{"name":"Subscription.stop","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"null"}},"tags":[{"description":"Watch is a subscription. It is generated because Store mentions it, and\nserved one call at a time.","name":"Subscription"}]}
 ]`
 
 func init() {
@@ -308,6 +308,7 @@ func init() {
 		Params:   []string{"name", "level"},
 		Proxy:    changedProxy,
 		Dispatch: func(impl plain.Changed) bridge.Object { return &changedObject{impl} },
+		Doc:      "Changed is told the name and level of each item put. It is generated\nbecause Store mentions it.",
 	})
 	callbacks.Register(callbacks.Interface[plain.Store]{
 		Name: "Store",
@@ -320,11 +321,20 @@ func init() {
 		},
 		Proxy:    func(r *bridge.Remote) plain.Store { return storeProxy{r} },
 		Dispatch: func(impl plain.Store) bridge.Object { return &storeObject{impl} },
+		Doc:      "Store keeps items by name.",
+		Docs: map[string]string{
+			"Find":    "find returns the items at level or above, sorted by name; all of\nthem if level is left out.",
+			"Get":     "get returns the item called name, or nil if there is none.",
+			"Greeter": "greeter returns a greeter, an interface of another package, that\ngreets on behalf of plain: a parameter named like this package.",
+			"Put":     "put stores item under its name.",
+			"Watch":   "watch calls fn after each Put until the returned Watch is stopped.",
+		},
 	})
 	callbacks.Register(callbacks.Interface[plain.Watch]{
 		Name:     "Subscription",
 		Proxy:    func(r *bridge.Remote) plain.Watch { return watchProxy{r} },
 		Dispatch: func(impl plain.Watch) bridge.Object { return &watchObject{impl} },
 		Serial:   true,
+		Doc:      "Watch is a subscription. It is generated because Store mentions it, and\nserved one call at a time.",
 	})
 }
