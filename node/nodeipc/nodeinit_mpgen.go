@@ -141,10 +141,10 @@ func (o *initObject) callMakeWalletLoader(ctx context.Context, p *bridge.Params)
 func OpenRPCInit() []byte { return []byte(initOpenRPC) }
 
 const initOpenRPC = `[
-{"description":"attachWalletLoader makes loader the node's wallet loader until the\nreturned Handler is disconnected or released.","name":"Init.attachWalletLoader","paramStructure":"by-name","params":[{"name":"loader","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"WalletLoader handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Handler handle","type":"object"}},"tags":[{"description":"Init is the bootstrap interface of a node process.","name":"Init"}]},
+{"description":"attachWalletLoader adds loader's wallets to the node's, beside\nthose of its own loader and of the other attached ones, until the\nreturned Handler is disconnected or released.","name":"Init.attachWalletLoader","paramStructure":"by-name","params":[{"name":"loader","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"WalletLoader handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Handler handle","type":"object"}},"tags":[{"description":"Init is the bootstrap interface of a node process.","name":"Init"}]},
 {"description":"makeChain returns the node's Chain (the same one each time).","name":"Init.makeChain","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Chain handle","type":"object"}},"tags":[{"description":"Init is the bootstrap interface of a node process.","name":"Init"}]},
 {"description":"makeNode returns the node's Node (the same one each time).","name":"Init.makeNode","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Node handle","type":"object"}},"tags":[{"description":"Init is the bootstrap interface of a node process.","name":"Init"}]},
-{"description":"makeWalletLoader returns the wallet loader of the node: the one\nattached last that is still attached, else the node's own.","name":"Init.makeWalletLoader","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"WalletLoader handle","type":"object"}},"tags":[{"description":"Init is the bootstrap interface of a node process.","name":"Init"}]}
+{"description":"makeWalletLoader returns the node's wallet loader: it lists the\nwallets of the node's own loader and of every attached one, finds\na wallet wherever it lives, and creates wallets in the node's own\nloader (in the oldest attached one if the node has none).","name":"Init.makeWalletLoader","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"WalletLoader handle","type":"object"}},"tags":[{"description":"Init is the bootstrap interface of a node process.","name":"Init"}]}
 ]`
 
 func init() {
@@ -157,10 +157,10 @@ func init() {
 		Dispatch: func(impl nodeinit.Init) bridge.Object { return &initObject{impl} },
 		Doc:      "Init is the bootstrap interface of a node process.",
 		Docs: map[string]string{
-			"AttachWalletLoader": "attachWalletLoader makes loader the node's wallet loader until the\nreturned Handler is disconnected or released.",
+			"AttachWalletLoader": "attachWalletLoader adds loader's wallets to the node's, beside\nthose of its own loader and of the other attached ones, until the\nreturned Handler is disconnected or released.",
 			"MakeChain":          "makeChain returns the node's Chain (the same one each time).",
 			"MakeNode":           "makeNode returns the node's Node (the same one each time).",
-			"MakeWalletLoader":   "makeWalletLoader returns the wallet loader of the node: the one\nattached last that is still attached, else the node's own.",
+			"MakeWalletLoader":   "makeWalletLoader returns the node's wallet loader: it lists the\nwallets of the node's own loader and of every attached one, finds\na wallet wherever it lives, and creates wallets in the node's own\nloader (in the oldest attached one if the node has none).",
 		},
 	})
 }
