@@ -55,22 +55,21 @@ func (i *instance) ended() bool {
 func (p *plugin) supervise(ctx context.Context) {
 	h := p.h
 	first := true
-	defer func() {
+	tried := func() {
 		if first {
+			first = false
 			close(p.firstTry)
 		}
+	}
+	defer func() {
+		tried()
 		h.emit(p, Event{Plugin: p.m.Name, State: Stopped})
 	}()
 	for ctx.Err() == nil {
 		inst, err := h.startInstance(ctx, p)
 		if err == nil {
 			h.emit(p, Event{Plugin: p.m.Name, State: Running, Pid: inst.child.Process().Pid()})
-		}
-		if first {
-			first = false
-			close(p.firstTry)
-		}
-		if err == nil {
+			tried()
 			err = p.wait(ctx, inst)
 			if err == nil { // the host is closing
 				h.stopInstance(p, inst, true)
@@ -81,7 +80,9 @@ func (p *plugin) supervise(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if !p.crashed(ctx, err) {
+		disabled, delay := p.crashed(err)
+		tried() // Start returns once the first try's outcome is known
+		if !p.pause(ctx, disabled, delay) {
 			return
 		}
 	}
@@ -104,15 +105,24 @@ func (p *plugin) wait(ctx context.Context, inst *instance) error {
 		}
 		_ = child.Close()
 	}
+	// Let the connection end by itself first, so that calls pending in
+	// the plugin fail with its exit report rather than "closed" (spawn
+	// ends the reading shortly after the process exits).
+	t := time.NewTimer(3 * time.Second)
+	select {
+	case <-child.Conn().Done():
+	case <-t.C:
+	}
+	t.Stop()
 	if err := child.Process().Err(); err != nil {
 		return err
 	}
 	return fmt.Errorf("%s[%d] exited with status 0 without being asked to", p.m.Name, child.Process().Pid())
 }
 
-// crashed records a crash and waits out the back-off, or disables the
-// plugin and waits for Enable. It returns false when ctx ends.
-func (p *plugin) crashed(ctx context.Context, cause error) bool {
+// crashed records a crash and says what comes next: disabled, or a
+// restart after delay.
+func (p *plugin) crashed(cause error) (disabled bool, delay time.Duration) {
 	h := p.h
 	now := time.Now()
 	p.mu.Lock()
@@ -128,8 +138,23 @@ func (p *plugin) crashed(ctx context.Context, cause error) bool {
 	p.mu.Unlock()
 
 	if n >= h.opts.CrashLimit {
-		h.logf("plugin %s crashed: %v; disabled after %d crashes in %s (\":enable %s\" starts it again)", p.m.Name, cause, n, h.opts.CrashWindow, p.m.Name)
+		h.logf("plugin %s crashed: %v; disabled after %d crash(es) in %s (\":enable %s\" starts it again)", p.m.Name, cause, n, h.opts.CrashWindow, p.m.Name)
 		h.emit(p, Event{Plugin: p.m.Name, State: Disabled, Err: cause})
+		return true, 0
+	}
+	delay = h.opts.Backoff << (n - 1)
+	if delay > h.opts.MaxBackoff || delay <= 0 {
+		delay = h.opts.MaxBackoff
+	}
+	h.logf("plugin %s crashed: %v; restarting in %s (crash %d of %d allowed in %s)", p.m.Name, cause, delay, n, h.opts.CrashLimit, h.opts.CrashWindow)
+	h.emit(p, Event{Plugin: p.m.Name, State: Restarting, Err: cause, Delay: delay})
+	return false, delay
+}
+
+// pause waits out the back-off, or, for a disabled plugin, for Enable.
+// It returns false when ctx ends first.
+func (p *plugin) pause(ctx context.Context, disabled bool, delay time.Duration) bool {
+	if disabled {
 		select {
 		case <-ctx.Done():
 			return false
@@ -137,16 +162,10 @@ func (p *plugin) crashed(ctx context.Context, cause error) bool {
 			p.mu.Lock()
 			p.crashes, p.restarts = nil, 0
 			p.mu.Unlock()
-			h.logf("plugin %s enabled", p.m.Name)
+			p.h.logf("plugin %s enabled", p.m.Name)
 			return true
 		}
 	}
-	delay := h.opts.Backoff << (n - 1)
-	if delay > h.opts.MaxBackoff || delay <= 0 {
-		delay = h.opts.MaxBackoff
-	}
-	h.logf("plugin %s crashed: %v; restarting in %s (crash %d of %d allowed in %s)", p.m.Name, cause, delay, n, h.opts.CrashLimit, h.opts.CrashWindow)
-	h.emit(p, Event{Plugin: p.m.Name, State: Restarting, Err: cause, Delay: delay})
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {
