@@ -117,6 +117,7 @@ class Client:
         # it and mints handle ids starting with "s"; a client mints "c".
         self._bootstrap = bootstrap
         self._prefix = "c" if bootstrap is None else "s"
+        self._init_released = asyncio.Event()  # serving: the parent released init
         self._reader = reader
         self._writer = writer
         self._framing = framing
@@ -525,8 +526,9 @@ class Client:
             self._complain("bad release: %.200s", dumps(params).decode())
             return
         if hid == "init" and self._bootstrap is not None:
-            # The parent is done with us; it closes our input next, and the
-            # end of input ends serve_stdio.
+            # The parent is done with us: serve_stdio finishes the calls
+            # already received and stops.
+            self._init_released.set()
             return
         ex = self._exports.get(hid)
         if ex is None:
@@ -846,6 +848,9 @@ async def _spawn(argv, *, framing="lines", max_message=MAX_MESSAGE, discover=Tru
     return await _start(client, None, discover)
 
 
+_DRAIN_LIMIT = 10.0  # seconds serve_stdio lets running calls finish after init is released
+
+
 async def serve_stdio(bootstrap, *, framing="lines", max_message=MAX_MESSAGE, handle_class=Handle,
                       callbacks_in_threads=False):
     """Serves bootstrap as this process's Init on stdin and stdout, as a
@@ -866,6 +871,16 @@ async def serve_stdio(bootstrap, *, framing="lines", max_message=MAX_MESSAGE, ha
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     client = Client(reader, writer, name="parent", framing=framing, max_message=max_message,
                     handle_class=handle_class, callbacks_in_threads=callbacks_in_threads, bootstrap=bootstrap)
+    released = asyncio.ensure_future(client._init_released.wait())
+    await asyncio.wait([client._read_task, released], return_when=asyncio.FIRST_COMPLETED)
+    released.cancel()
+    if not client._read_task.done():
+        # init was released: read nothing more, finish the calls already
+        # received (up to the drain limit), then close the output.
+        running = [t for t in list(client._running.values()) + [client._last_notification] if t is not None]
+        if running:
+            await asyncio.wait(running, timeout=_DRAIN_LIMIT)
+        client._read_task.cancel()
     await asyncio.gather(client._read_task, return_exceptions=True)
     writer.close()
     return 0
