@@ -10,7 +10,7 @@
 //
 // A plugin's life, on the wire:
 //
-//	host → plugin  Init.activate {"host": {"$handle": "c1"}}
+//	host → plugin  Init.activate {"host": {"$handle": "c1"}}      (ids shortened)
 //	plugin → host  Host.registerCommand {"$self": "c1", "name": "hello", "title": "…", "run": {"$handle": "s1"}}
 //	host → plugin  (answer) {"$handle": "c2"}              a Registration
 //	plugin → host  (answer to activate) {"$handle": "s2"}  an Extension

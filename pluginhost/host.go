@@ -102,6 +102,7 @@ type Host struct {
 
 	mu       sync.Mutex          // guards the fields below
 	commands map[string]*command // by name
+	started  bool
 	closed   bool
 }
 
@@ -161,10 +162,15 @@ func orDefault(d, def time.Duration) time.Duration {
 // plugins that did not activate; the others run either way.
 func (h *Host) Start(ctx context.Context) error {
 	h.mu.Lock()
-	if h.closed {
+	switch {
+	case h.closed:
 		h.mu.Unlock()
 		return errors.New("pluginhost: Start after Close")
+	case h.started:
+		h.mu.Unlock()
+		return errors.New("pluginhost: Start called twice")
 	}
+	h.started = true
 	h.mu.Unlock()
 	for _, p := range h.plugins {
 		h.group.Go(func() error { p.supervise(h.ctx); return nil })
