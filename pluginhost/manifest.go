@@ -77,7 +77,8 @@ type Limits struct {
 	ActivateTimeout Duration `json:"activateTimeout,omitzero"`
 	// Liveness is how long the plugin may stay silent, not even
 	// answering rpc.ping, while the host waits for it; then it is killed
-	// and restarted. Default 10s; "-1s" turns the check off.
+	// and restarted. It covers start-up too: the plugin must start
+	// answering within it. Default 10s; "-1s" turns the check off.
 	Liveness Duration `json:"liveness,omitzero"`
 	// MaxMessage is the largest message accepted from the plugin, in
 	// bytes. Default 1 MiB.

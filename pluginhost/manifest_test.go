@@ -92,6 +92,8 @@ func TestExamplePlugins(t *testing.T) {
 				continue
 			}
 		}
+		m.Limits.ActivateTimeout = patient.ActivateTimeout
+		m.Limits.Liveness = patient.Liveness
 		use = append(use, m)
 	}
 	h, _, log := startHost(t, nil, use...)
