@@ -471,26 +471,33 @@ func TestNoOrphansAfterClose(t *testing.T) {
 }
 
 func TestCommandNamesAreUnique(t *testing.T) {
-	// Two plugins that register the same names: the second is refused and
-	// keeps failing to start, the first keeps its commands.
-	first := testManifest("x")
-	second := testManifest("y")
-	second.Argv = first.Argv
-	h, ev, _ := startHost(t, &pluginhost.Options{CrashLimit: 1}, first, second)
-	var loser string
+	// Two plugins register the command "same": whichever comes second
+	// is refused, fails to activate and loses all its commands; the
+	// first keeps its own.
+	h, ev, _ := startHost(t, &pluginhost.Options{CrashLimit: 1}, testManifest("x", "extra=same"), testManifest("y", "extra=same"))
+	var winner, loser string
 	for _, s := range h.Status() {
-		if s.State == pluginhost.Disabled {
+		switch s.State {
+		case pluginhost.Disabled:
 			loser = s.Name
+		case pluginhost.Running:
+			winner = s.Name
 		}
 	}
-	if loser == "" {
-		t.Fatalf("both plugins run: %+v", h.Status())
+	if winner == "" || loser == "" {
+		t.Fatalf("want one running and one disabled: %+v", h.Status())
 	}
 	d := ev.wait(t, loser, pluginhost.Disabled, 1)
-	if !strings.Contains(d.Err.Error(), "is already registered by plugin") {
-		t.Errorf("refused because of %v", d.Err)
+	if want := "command same is already registered by plugin " + winner; !strings.Contains(d.Err.Error(), want) {
+		t.Errorf("refused because of %v, want %q", d.Err, want)
 	}
-	if got := execute(t, h, "x.echo", "kept"); got != "kept" {
-		t.Errorf("x.echo: %q", got)
+	if got := execute(t, h, "same", "kept"); got != "kept" {
+		t.Errorf("same: %q", got)
+	}
+	if got := execute(t, h, winner+".echo", "mine"); got != "mine" {
+		t.Errorf("%s.echo: %q", winner, got)
+	}
+	if _, err := h.Execute(context.Background(), loser+".echo", nil); !errors.Is(err, pluginhost.ErrNoCommand) {
+		t.Errorf("the refused plugin's command %s.echo: %v, want it gone", loser, err)
 	}
 }

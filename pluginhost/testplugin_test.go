@@ -19,6 +19,7 @@ import (
 //	prefix=P        command names start with P (default "t.")
 //	crash-on-start  exit with status 2 before serving (a crash loop)
 //	flood           log and write stderr as fast as possible once active
+//	extra=NAME      register one more command, NAME, an echo
 func pluginMain(args []string) int {
 	if len(args) > 0 && args[0] == "hello" {
 		return pluginhost.Serve(hello.Plugin{})
@@ -33,6 +34,8 @@ func pluginMain(args []string) int {
 			return 2
 		case a == "flood":
 			p.flood = true
+		case strings.HasPrefix(a, "extra="):
+			p.extra = strings.TrimPrefix(a, "extra=")
 		default:
 			fmt.Fprintln(os.Stderr, "unknown option", a)
 			return 2
@@ -44,6 +47,7 @@ func pluginMain(args []string) int {
 type testPlugin struct {
 	prefix string
 	flood  bool
+	extra  string // the name of one more command, an echo
 }
 
 func (p *testPlugin) Activate(ctx context.Context, host pluginhost.API) (pluginhost.Extension, error) {
@@ -79,8 +83,15 @@ func (p *testPlugin) Activate(ctx context.Context, host pluginhost.API) (pluginh
 			return fmt.Sprint(cmd.Process.Pid), nil
 		},
 	}
+	names := map[string]pluginhost.Command{}
 	for name, run := range cmds {
-		reg, err := host.RegisterCommand(ctx, p.prefix+name, "test command "+name, run)
+		names[p.prefix+name] = run
+	}
+	if p.extra != "" {
+		names[p.extra] = cmds["echo"]
+	}
+	for name, run := range names {
+		reg, err := host.RegisterCommand(ctx, name, "test command "+name, run)
 		if err != nil {
 			return nil, err
 		}
