@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/creachadair/jrpc2 v1.3.6
 	github.com/go-json-experiment/json v1.27.2
+	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510
 	github.com/sourcegraph/jsonrpc2 v0.2.3
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sync v0.25.0
