@@ -20,7 +20,7 @@ from . import aio
 from .errors import (ApplicationError, AuthError, Cancelled, Disconnected, InternalError, InvalidParams,
                      InvalidRequest, LimitExceeded, MethodNotFound, NoSuchHandle, ParseError, RPCError, Timeout)
 
-__all__ = ["spawn", "connect", "Client", "Handle", "RPCError", "ParseError", "InvalidRequest", "MethodNotFound",
+__all__ = ["spawn", "connect", "serve", "Client", "Handle", "RPCError", "ParseError", "InvalidRequest", "MethodNotFound",
            "InvalidParams", "InternalError", "ApplicationError", "NoSuchHandle", "Disconnected",
            "LimitExceeded", "AuthError", "Cancelled", "Timeout"]
 
@@ -132,3 +132,15 @@ def connect(address=None, **options):
     certificate authority that signed the listener's certificate. sock= an
     open socket replaces address. Other options as for spawn."""
     return Client(lambda **kw: aio._connect(address, **options, **kw))
+
+
+def serve(bootstrap, **options):
+    """Serves bootstrap as this process's Init on stdin and stdout until the
+    input ends, and returns 0: the child side, for a program its parent
+    spawns (an mphost plugin, say). Its methods and the callbacks it hands
+    out run on threads of their own, so they may call the parent and wait;
+    handles they receive are blocking Handles. Options: framing ("lines"
+    or "lsp", as the parent writes), max_message.
+
+        sys.exit(mpbridge.serve(MyPlugin()))"""
+    return asyncio.run(aio.serve_stdio(bootstrap, handle_class=Handle, callbacks_in_threads=True, **options))

@@ -110,8 +110,14 @@ class Client:
     waits for it to exit (killing it after the timeout)."""
 
     def __init__(self, reader, writer, *, name, framing="lines", max_message=MAX_MESSAGE,
-                 proc=None, stderr=None, handle_class=Handle, callbacks_in_threads=False):
+                 proc=None, stderr=None, handle_class=Handle, callbacks_in_threads=False, bootstrap=None):
         self.name = name
+        # An endpoint that serves a bootstrap object (a child started by
+        # its parent, see serve_stdio) answers calls without "$self" with
+        # it and mints handle ids starting with "s"; a client mints "c".
+        self._bootstrap = bootstrap
+        self._prefix = "c" if bootstrap is None else "s"
+        self._init_released = asyncio.Event()  # serving: the parent released init
         self._reader = reader
         self._writer = writer
         self._framing = framing
@@ -142,6 +148,8 @@ class Client:
         self._read_task = asyncio.ensure_future(self._read_loop())
         self.init = handle_class(self, "init", "Init")
         self.init.refs = 1
+        if bootstrap is not None:  # the peer serves no Init: nothing to release
+            self.init.refs, self.init.closed = 0, True
 
     # ----- the public side -----
 
@@ -296,7 +304,7 @@ class Client:
                 ex = self._exports.get(hid)
                 if ex is not None:
                     return ex.obj
-                if hid.startswith("c"):
+                if hid.startswith(self._prefix):
                     raise NoSuchHandle("no live object %s on this connection" % dumps(hid).decode())
                 h = self._imports.get(hid)
                 if h is None:
@@ -353,7 +361,7 @@ class Client:
         hid = self._export_ids.get(key)
         if hid is None:
             self._export_seq += 1
-            hid = "c%d.%s" % (self._export_seq, secrets.token_hex(8))
+            hid = "%s%d.%s" % (self._prefix, self._export_seq, secrets.token_hex(8))
             self._exports[hid] = _Export(obj, key)
             self._export_ids[key] = hid
         return hid
@@ -517,6 +525,11 @@ class Client:
         if not isinstance(hid, str) or type(count) is not int or count < 1:
             self._complain("bad release: %.200s", dumps(params).decode())
             return
+        if hid == "init" and self._bootstrap is not None:
+            # The parent is done with us: serve_stdio finishes the calls
+            # already received and stops.
+            self._init_released.set()
+            return
         ex = self._exports.get(hid)
         if ex is None:
             self._complain("release of %s, which is not a live object", dumps(hid).decode())
@@ -528,14 +541,18 @@ class Client:
     async def _serve(self, method, args, occurrences, answer, key):
         try:
             self_id = args.pop("$self", None)
-            if self_id is None:
-                raise MethodNotFound("method not found: %s (this client serves no Init; name an object with $self)" % method)
-            ex = self._exports.get(self_id) if isinstance(self_id, str) else None
-            if ex is None:
-                raise NoSuchHandle("no live object %s on this connection" % dumps(self_id).decode())
             iface, _, name = method.rpartition(".")
-            ex.interface = ex.interface or iface
-            answer(result=await self._invoke(_method(ex.obj, iface, name), args, method))
+            if self_id is None and self._bootstrap is not None:
+                obj = self._bootstrap
+            else:
+                if self_id is None:
+                    raise MethodNotFound("method not found: %s (this client serves no Init; name an object with $self)" % method)
+                ex = self._exports.get(self_id) if isinstance(self_id, str) else None
+                if ex is None:
+                    raise NoSuchHandle("no live object %s on this connection" % dumps(self_id).decode())
+                ex.interface = ex.interface or iface
+                obj = ex.obj
+            answer(result=await self._invoke(_method(obj, iface, name), args, method))
         except asyncio.CancelledError:
             answer(error=Cancelled("call cancelled"))
         except RPCError as e:
@@ -829,6 +846,44 @@ async def _spawn(argv, *, framing="lines", max_message=MAX_MESSAGE, discover=Tru
                     max_message=max_message, proc=proc, stderr=stderr, handle_class=handle_class,
                     callbacks_in_threads=callbacks_in_threads)
     return await _start(client, None, discover)
+
+
+_DRAIN_LIMIT = 10.0  # seconds serve_stdio lets running calls finish after init is released
+
+
+async def serve_stdio(bootstrap, *, framing="lines", max_message=MAX_MESSAGE, handle_class=Handle,
+                      callbacks_in_threads=False):
+    """Serves bootstrap as this process's Init on stdin and stdout, as a
+    child its parent spawned (a plugin of mphost, say), until the input
+    ends; returns 0. Calls without "$self" go to bootstrap's methods;
+    handles it is passed arrive as Handles, as for any callback.
+
+    Stdout is kept for the protocol: file descriptor 1 is pointed at stderr
+    first, so a stray print() cannot corrupt the stream."""
+    loop = asyncio.get_running_loop()
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                 os.fdopen(os.dup(0), "rb", buffering=0))
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, out)
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    client = Client(reader, writer, name="parent", framing=framing, max_message=max_message,
+                    handle_class=handle_class, callbacks_in_threads=callbacks_in_threads, bootstrap=bootstrap)
+    released = asyncio.ensure_future(client._init_released.wait())
+    await asyncio.wait([client._read_task, released], return_when=asyncio.FIRST_COMPLETED)
+    released.cancel()
+    if not client._read_task.done():
+        # init was released: read nothing more, finish the calls already
+        # received (up to the drain limit), then close the output.
+        running = [t for t in list(client._running.values()) + [client._last_notification] if t is not None]
+        if running:
+            await asyncio.wait(running, timeout=_DRAIN_LIMIT)
+        client._read_task.cancel()
+    await asyncio.gather(client._read_task, return_exceptions=True)
+    writer.close()
+    return 0
 
 
 def connect(address=None, **options):

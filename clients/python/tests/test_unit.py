@@ -804,5 +804,47 @@ class ChildTest(unittest.IsolatedAsyncioTestCase):
             await client.call("Init.ping")
 
 
+SERVING_CHILD = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import mpbridge
+
+class Counter:
+    n = 0
+    def add(self, n):
+        self.n += n
+        return self.n
+
+class Init:
+    def add(self, a, b):
+        print("a stray print")  # must not reach the protocol stream
+        return a + b
+    def greet(self, fn):
+        return fn.call("Callback.call", text="hello")  # a blocking call back
+    def counter(self):
+        return Counter()
+
+sys.exit(mpbridge.serve(Init()))
+"""
+
+
+class ServeTest(unittest.TestCase):
+    """mpbridge.serve: a Python child serving its Init on stdin/stdout."""
+
+    def test_a_child_serves_its_init_and_calls_back(self):
+        out = io.StringIO()
+        lib = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+        client = mpbridge.spawn([sys.executable, "-c", SERVING_CHILD, lib], discover=False, stderr=out)
+        with client:
+            self.assertEqual(client.call("Init.add", a=2, b=3, timeout=WAIT), 5)
+            self.assertEqual(client.call("Init.greet", fn=lambda text: text.upper(), timeout=WAIT), "HELLO")
+            counter = client.call("Init.counter", timeout=WAIT)
+            self.assertTrue(counter.id.startswith("s"), counter.id)  # the serving end mints "s" ids
+            self.assertEqual(counter.call("Counter.add", n=4, timeout=WAIT), 4)
+            counter.close()
+        self.assertEqual(client.returncode, 0)
+        self.assertIn("]: a stray print\n", out.getvalue())
+
+
 if __name__ == "__main__":
     unittest.main()
