@@ -53,3 +53,48 @@
 // the peer, or the end of input end it in order, answering every request
 // already received first (up to Options.DrainTimeout).
 package bridge
+
+// Design note: who reads, who writes, who runs user code.
+//
+// Files by role: conn.go (the Conn, its state and update), options.go,
+// read.go (the reading role and the workers), inbound.go (routing what was
+// read), serve.go (running the peer's requests), call.go (our calls),
+// refs.go (references and disposal), shutdown.go, liveness.go, writer.go,
+// framing.go (splitting the input into messages).
+//
+// Reading is a role that one goroutine at a time holds. It starts on a
+// worker goroutine made by New and passes between workers (read.go); the
+// holder reads a message and routes it (inbound.go): a response goes to
+// the pending call that waits for it; release and cancel take effect
+// inline, so they are ordered before anything the peer sent after them
+// (the Close of a dropped object runs inline too); notifications run one
+// at a time, in order, on the notification queue (queue.go), and a request
+// that arrives behind a notification starts once it has run. A request
+// with nothing queued before it is run by the reader itself, with a timer
+// armed (handoffDelay): if it is quick the reader reads on and no
+// goroutine was woken; if it calls the peer or the timer fires, the
+// reading role passes to an idle worker, so a handler that calls back
+// never keeps the answer from being read. Other requests go straight to
+// workers. The role ends when the input ends (endOfInput).
+//
+// User code (Object.Call, Close of a dropped object, Adapter methods) runs
+// on workers, the notification queue's goroutine, a serial object's queue
+// goroutine, or the reader while it holds a quick request; never under a
+// lock. Workers end after workerIdle without work or with the connection;
+// the queue goroutines end when their queue is empty.
+//
+// Writing: any goroutine writes whole messages through the writer
+// (writer.go), which has its own lock that a caller can stop waiting for.
+// Replies the reader produces itself (parse errors and the like) are
+// written by the reader, in order.
+//
+// State: everything about the connection's life (phase, running requests,
+// pending calls, why it ended) is in Conn.st under Conn.mu; the phase and
+// the count of running requests change through Conn.update, which signals
+// the drain once a stopping connection has nothing running. The handle
+// tables have their own lock. Shutdown has one end, finish, which runs
+// once: it fails every pending call, cancels running handlers, drops every
+// export and closes the streams. Wait reports why the connection ended.
+// Goroutines a connection starts and their ends: the workers (above), the
+// drain (shutdown.go, ends at finish), the liveness timer (stopped by
+// finish), a ping writer (ends with the write or the connection).

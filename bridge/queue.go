@@ -16,17 +16,9 @@ type queued struct {
 type queue struct {
 	conn    *Conn
 	mu      sync.Mutex
-	cond    *sync.Cond
 	items   []queued
 	running bool
 	blocked int
-}
-
-func (q *queue) lockedCond() *sync.Cond {
-	if q.cond == nil {
-		q.cond = sync.NewCond(&q.mu)
-	}
-	return q.cond
 }
 
 func (q *queue) push(it queued) {
@@ -49,7 +41,6 @@ func (q *queue) work() {
 		q.mu.Lock()
 		if len(q.items) == 0 {
 			q.running = false
-			q.lockedCond().Broadcast()
 			q.mu.Unlock()
 			return
 		}
@@ -100,14 +91,5 @@ func (q *queue) enter() {
 func (q *queue) exit() {
 	q.mu.Lock()
 	q.blocked--
-	q.mu.Unlock()
-}
-
-// wait blocks until the queue is empty and idle.
-func (q *queue) wait() {
-	q.mu.Lock()
-	for q.running || len(q.items) > 0 {
-		q.lockedCond().Wait()
-	}
 	q.mu.Unlock()
 }
