@@ -154,14 +154,15 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 	}
 	if sc, ok := ctx.Value(callKey{}).(*serverCall); ok {
 		// A handler that the reader took waits here: the reading must go
-		// on, or the answer would never be read.
+		// on, or the answer would never be read. (With any other context
+		// the reader's timer hands the reading on; this is only sooner.)
 		sc.handOff()
-		// A notification handler waiting here lets queued requests start.
-		if sc.msg.id == nil {
-			sc.conn.nq.enter()
-			defer sc.conn.nq.exit()
-		}
 	}
+	// While any call of ours waits, requests from the peer do not wait
+	// behind a running notification, whatever context the call carries:
+	// the answer may depend on them.
+	c.nq.enter()
+	defer c.nq.exit()
 	select {
 	case m := <-p.ch:
 		return c.finishCall(m, result)

@@ -318,7 +318,7 @@ func (c *Conn) handleRelease(m *message) {
 		c.peerWarn("bad release", "error", err)
 	}
 	if ok {
-		c.dispose(d)
+		c.disposeInOrder(d)
 	}
 }
 

@@ -89,8 +89,21 @@ type Options struct {
 
 // An Object is an exported object: it serves the calls addressed to its
 // handle. Method names arrive without the interface prefix.
+//
+// The contract of Call: it runs on a goroutine of the connection, with no
+// lock held, concurrently with other calls (one at a time for a Serial
+// object; notifications one at a time, in order). ctx ends when the peer
+// cancels the request, when the connection ends, or when a shutdown's
+// drain limit is reached. Call may call the peer back, to any depth, with
+// ctx, a context derived from it, or any other: the connection goes on
+// reading, and the peer's requests are served while the call waits,
+// whatever context it carries. Only a call made with ctx (or a context
+// derived from it) is cancelled with the request.
 type Object interface {
+	// Interface names the object's interface, e.g. "Wallet".
 	Interface() string
+	// Call serves method with params and returns the result or an error
+	// (an *Error to choose the wire code).
 	Call(ctx context.Context, method string, params *Params) (result any, err error)
 }
 

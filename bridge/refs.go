@@ -64,6 +64,23 @@ func (c *Conn) dispose(d handles.Dropped) {
 	go c.disposeNow(d)
 }
 
+// disposeInOrder closes an object the peer released, on the notification
+// queue: the reader goes on reading (a Close that calls the peer can have
+// its answer), but notifications and requests that the peer sent after the
+// release wait until the Close has run, as a release takes effect before
+// anything its sender sent after it (contract §3). The Close counts as
+// running for the drain.
+func (c *Conn) disposeInOrder(d handles.Dropped) {
+	if len(d.Keep) == 0 && !hasClose(d.Obj) {
+		return // nothing to run
+	}
+	c.update(func(s *state) { s.nrun++ })
+	c.nq.push(queued{run: func() {
+		defer c.update(func(s *state) { s.nrun-- })
+		c.disposeNow(d)
+	}})
+}
+
 func hasClose(o any) bool {
 	switch o.(type) {
 	case interface{ Close() error }, interface{ Close() }:

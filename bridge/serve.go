@@ -4,7 +4,6 @@ import (
 	"context"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,8 +121,7 @@ func (c *Conn) dispatch(m *message, bt *batch) {
 	start := func() { c.startCall(call) }
 	serial := false
 	if s, ok := obj.(Serial); ok && s.Serial() {
-		q := c.serialQueue(self)
-		start = func() { q.push(call.runSerial) }
+		start = func() { c.pushSerial(self, call) }
 		serial = true
 	}
 	if m.id == nil {
@@ -186,8 +184,6 @@ type serverCall struct {
 	pins    []string // our own handles in the params, kept live for the call
 	ctx     context.Context
 }
-
-func (sc *serverCall) runSerial() { sc.run() }
 
 func (sc *serverCall) run() {
 	c := sc.conn
@@ -322,48 +318,44 @@ func (kb *keepBundle) drop() {
 	}
 }
 
-// serialQueue runs the calls of one serial object one at a time.
+// serialQueue runs the calls of one serial object one at a time. A queue
+// is in Conn.st.serials exactly while its goroutine runs (runSerials): it
+// is made by the first call queued on an idle object and removed, under
+// the same lock, when it runs dry, so a connection keeps no queue for
+// objects it is not serving.
 type serialQueue struct {
-	mu      sync.Mutex
-	items   []func()
-	running bool
+	items []*serverCall // guarded by Conn.mu
 }
 
-func (c *Conn) serialQueue(id string) *serialQueue {
+// pushSerial queues sc on the serial object id, and starts the object's
+// queue goroutine if it is idle.
+func (c *Conn) pushSerial(id string, sc *serverCall) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	q := c.st.serials[id]
-	if q == nil {
-		q = &serialQueue{}
-		c.st.serials[id] = q
-	}
-	return q
-}
-
-func (q *serialQueue) push(f func()) {
-	q.mu.Lock()
-	q.items = append(q.items, f)
-	if q.running {
-		q.mu.Unlock()
+	if q != nil {
+		q.items = append(q.items, sc)
+		c.mu.Unlock()
 		return
 	}
-	q.running = true
-	q.mu.Unlock()
-	go q.drain()
+	q = &serialQueue{items: []*serverCall{sc}}
+	c.st.serials[id] = q
+	c.mu.Unlock()
+	go c.runSerials(id, q)
 }
 
-func (q *serialQueue) drain() {
+// runSerials runs q's calls in order and ends when q is empty.
+func (c *Conn) runSerials(id string, q *serialQueue) {
 	for {
-		q.mu.Lock()
+		c.mu.Lock()
 		if len(q.items) == 0 {
-			q.running = false
-			q.mu.Unlock()
+			delete(c.st.serials, id)
+			c.mu.Unlock()
 			return
 		}
-		f := q.items[0]
+		sc := q.items[0]
 		q.items[0] = nil
 		q.items = q.items[1:]
-		q.mu.Unlock()
-		f()
+		c.mu.Unlock()
+		sc.run()
 	}
 }
