@@ -163,6 +163,13 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 	// the answer may depend on them.
 	c.nq.enter()
 	defer c.nq.exit()
+	if ctx.Done() == nil && c.takeRole() {
+		// A call that cannot be cancelled reads its own answer: no
+		// goroutine is woken to hand it over. (One that can be cancelled
+		// must be able to stop waiting, which a read cannot.)
+		return c.finishCall(c.readFor(p), result)
+	}
+	c.ensureReader()
 	select {
 	case m := <-p.ch:
 		return c.finishCall(m, result)

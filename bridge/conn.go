@@ -22,8 +22,8 @@ type Conn struct {
 	opts   Options
 	log    *slog.Logger
 	table  handles.Table
-	self   string // prefix of ids we mint
-	fr     *frameReader
+	self   string    // prefix of ids we mint
+	fr     msgReader // read by the holder of the reading role only
 	fw     frameWriter
 	rc     io.Closer
 	wc     io.Closer
@@ -32,9 +32,16 @@ type Conn struct {
 	nq     queue
 	done   chan struct{}
 
-	work    chan job     // hands calls and the reader's turn to idle workers
-	runHere *serverCall  // a request the reader runs itself (reader only)
-	bad     atomic.Int64 // messages that were not JSON-RPC
+	work    chan job    // hands calls and the reader's turn to idle workers
+	runHere *serverCall // a request the reader runs itself (role holder only)
+	// delivered: an answer went to a waiting caller (role holder only).
+	delivered bool
+	// readers counts goroutines reading at once; roleBroken records that
+	// it was ever more than one (checked by tests).
+	readers    atomic.Int32
+	roleBroken atomic.Bool
+	selfRead   atomic.Int64 // answers read by their own caller (tests)
+	bad        atomic.Int64 // messages that were not JSON-RPC
 	// logLimit limits the log lines the peer can cause; suppressed
 	// counts those it held back.
 	logLimit   *rate.Limiter
@@ -73,6 +80,10 @@ type state struct {
 	inputEnded   bool // the peer's input ended: it can answer nothing more
 	outputBroken bool // a write failed (the peer may still answer)
 	idleClosed   bool // Conn.idle has been closed
+
+	reading   bool        // the reading role is held (read.go)
+	lingering bool        // the role is free and linger is armed
+	linger    *time.Timer // armed while the role is free: lingerEnd
 
 	nrun     int                     // requests and notifications being served
 	inflight map[string]*incoming    // the peer's requests being served, by id
@@ -191,6 +202,9 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 		c.st.live = time.AfterFunc(livenessTick(o.Liveness), c.checkLiveness)
 		c.mu.Unlock()
 	}
+	c.st.reading = true // by the first worker
+	c.st.linger = time.AfterFunc(time.Hour, c.lingerEnd)
+	c.st.linger.Stop()
 	go c.worker(job{read: true})
 	return c
 }

@@ -62,20 +62,25 @@ package bridge
 // refs.go (references and disposal), shutdown.go, liveness.go, writer.go,
 // framing.go (splitting the input into messages).
 //
-// Reading is a role that one goroutine at a time holds. It starts on a
-// worker goroutine made by New and passes between workers (read.go); the
-// holder reads a message and routes it (inbound.go): a response goes to
-// the pending call that waits for it; release and cancel take effect
-// inline, so they are ordered before anything the peer sent after them
-// (the Close of a dropped object runs inline too); notifications run one
-// at a time, in order, on the notification queue (queue.go), and a request
-// that arrives behind a notification starts once it has run. A request
-// with nothing queued before it is run by the reader itself, with a timer
-// armed (handoffDelay): if it is quick the reader reads on and no
-// goroutine was woken; if it calls the peer or the timer fires, the
-// reading role passes to an idle worker, so a handler that calls back
+// Reading is a role that one goroutine at a time holds (read.go says how
+// the token moves). The holder reads a message and routes it (inbound.go):
+// a response goes to the pending call that waits for it; release and
+// cancel take effect inline, so they are ordered before anything the peer
+// sent after them (the Close of a released object runs on the
+// notification queue, ahead of whatever came after the release);
+// notifications run one at a time, in order, on the notification queue
+// (queue.go), and a request that arrives behind queued work starts once it
+// has run. A request with nothing queued before it is run by the holder
+// itself, with a timer armed (handoffDelay): if it is quick the holder
+// reads on and no goroutine was woken; if it calls the peer or the timer
+// fires, the role passes to an idle worker, so a handler that calls back
 // never keeps the answer from being read. Other requests go straight to
-// workers. The role ends when the input ends (endOfInput).
+// workers. The holder is a worker, or a caller whose context cannot end
+// (context.Background) waiting for its answer: it takes the role if it is
+// free and reads until its answer comes, so a call made after another
+// costs no goroutine wake-up. A holder that delivers the last awaited
+// answer leaves the role free for lingerDelay before a worker takes it
+// back. The role ends with the input (endOfInput).
 //
 // User code (Object.Call, Close of a dropped object, Adapter methods) runs
 // on workers, the notification queue's goroutine, a serial object's queue

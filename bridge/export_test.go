@@ -6,3 +6,9 @@ func SerialQueues(c *Conn) int {
 	defer c.mu.Unlock()
 	return len(c.st.serials)
 }
+
+// CheckRole reports a broken invariant of c's reading role (read.go).
+func CheckRole(c *Conn) error { return c.checkRole() }
+
+// SelfRead reports how many answers on c were read by their own caller.
+func SelfRead(c *Conn) int64 { return c.selfRead.Load() }

@@ -237,6 +237,7 @@ func (c *Conn) route(m *message) {
 	if ok && p.ping {
 		return // alive: the bytes it came in showed that already
 	}
+	c.delivered = c.delivered || ok
 	if ok && m.hasResult {
 		// Our own handles in the result must outlive a release the peer
 		// sends right after answering: pin them until the caller decodes.
@@ -279,6 +280,7 @@ func (c *Conn) failPendingWith(id jsontext.Value, e *Error) {
 		}
 		return
 	}
+	c.delivered = true
 	p.ch <- &message{id: id, hasError: true, err: e}
 }
 

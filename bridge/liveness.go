@@ -25,7 +25,7 @@ func (c *Conn) checkLiveness() {
 	from := c.st.quietFrom
 	c.mu.Unlock()
 	if waiting > 0 {
-		if last := time.Unix(0, c.fr.lastRead.Load()); last.After(from) {
+		if last := c.fr.lastInput(); last.After(from) {
 			from = last
 		}
 		switch quiet := time.Since(from); {

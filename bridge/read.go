@@ -7,61 +7,234 @@ import (
 	"time"
 )
 
-// readTurn reads and routes messages until one is a request this
-// goroutine can run itself: it then hands reading over to another
-// goroutine and returns the request, so that the common case (one request
-// at a time) costs no hand-off between goroutines. It returns nil once the
-// input has ended and the connection has drained.
+// msgReader is what the reading role reads: whole messages, one at a time.
+// frameReader (framing.go) is the one in use; any other drops in here.
+type msgReader interface {
+	// next returns the next message, valid until the next call; a
+	// *frameError for a message that was skipped; io.EOF at the end of
+	// input, or another read error.
+	next() ([]byte, error)
+	// lastInput is when input last arrived, for the liveness check.
+	lastInput() time.Time
+}
+
+func (fr *frameReader) lastInput() time.Time { return time.Unix(0, fr.lastRead.Load()) }
+
+// The reading role.
+//
+// One goroutine at a time reads: it holds the role. The role is a token,
+// Conn.st.reading, that moves only under Conn.mu, or from one holder to
+// the goroutine it hands it to (handRead, which passes it held), so there
+// is never more than one reader. Holders are workers (readTurn) and
+// callers that read their own answer (readFor). The token moves:
+//
+//   - free to held: takeRole, by a caller about to wait for its answer
+//     (it reads itself, or hands the role to a worker), by a worker that
+//     finished its call and would otherwise idle, or by lingerEnd;
+//   - held to held: handRead, when a request the holder runs itself calls
+//     the peer or outlasts handoffDelay, or when a caller gives the role up
+//     while other calls wait;
+//   - held to free: freeRole, when the holder has delivered the last
+//     answer anyone waits for. A free role is taken back by lingerEnd
+//     after lingerDelay, unless a call takes it sooner: a caller making one
+//     call after another then reads its own answers, with no goroutine
+//     woken in between.
+//
+// Invariant (checked by checkRole in tests): while any call waits for an
+// answer the role is held, and a free role always has the linger timer
+// armed, so that the input is never left unread for longer than
+// lingerDelay. Once the input has ended the role stays held by no one.
+
+// lingerDelay is how long the role stays free after the last answer was
+// delivered before a worker takes it back.
+const lingerDelay = 50 * time.Microsecond
+
+// takeRole takes the reading role if it is free.
+func (c *Conn) takeRole() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.st.reading {
+		return false
+	}
+	c.st.reading, c.st.lingering = true, false
+	c.st.linger.Stop() // if it fired already, lingerEnd finds the role held
+	return true
+}
+
+// freeRole gives up the role held by the caller. If calls still wait for
+// answers, a worker takes it over at once; otherwise it is left free for
+// lingerDelay. It reports whether the role was left free.
+func (c *Conn) freeRole() bool {
+	c.mu.Lock()
+	if len(c.st.pending) > c.st.pings {
+		c.mu.Unlock()
+		c.handRead()
+		return false
+	}
+	c.st.reading, c.st.lingering = false, true
+	c.st.linger.Reset(lingerDelay)
+	c.mu.Unlock()
+	return true
+}
+
+// lingerEnd gives a role still free after lingerDelay to a worker.
+func (c *Conn) lingerEnd() {
+	c.mu.Lock()
+	take := !c.st.reading
+	c.st.reading, c.st.lingering = true, false
+	c.mu.Unlock()
+	if take {
+		c.handRead()
+	}
+}
+
+// checkRole reports a broken invariant of the reading role (tests).
+func (c *Conn) checkRole() error {
+	if c.roleBroken.Load() {
+		return errors.New("two goroutines read at once")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.st.reading && !c.st.lingering {
+		return errors.New("the reading role is free and no one will take it")
+	}
+	return nil
+}
+
+// ensureReader makes sure someone reads for a caller that waits without
+// reading: if the role is free, a worker takes it now.
+func (c *Conn) ensureReader() {
+	if c.takeRole() {
+		c.handRead()
+	}
+}
+
+// readMsg reads and handles one message as the holder of the role. It
+// returns a request the holder may run itself, or end, the error that
+// ended the input (readEnd is then closed, and the holder must call
+// endOfInput).
+func (c *Conn) readMsg() (run *serverCall, end error) {
+	if c.readers.Add(1) != 1 {
+		c.roleBroken.Store(true)
+	}
+	defer c.readers.Add(-1)
+	if c.fw.over() {
+		c.waitQueued()
+	}
+	b, err := c.fr.next()
+	if err != nil {
+		var fe *frameError
+		if errors.As(err, &fe) {
+			if fe.answerID != nil {
+				// An answer too large to take: fail the call that
+				// waits for it rather than leave it waiting.
+				c.failPendingWith(fe.answerID, &Error{Code: CodeLimit, Message: fmt.Sprintf("limit reached: the answer from %s exceeds the %d-byte message limit", c.opts.Name, c.opts.MaxMessageSize)})
+				return nil, nil
+			}
+			c.badInput(fe.message, fe.input)
+			c.reply(appendErrorResponse(nil, nil, &Error{Code: fe.code, Message: fe.message}))
+			return nil, nil
+		}
+		close(c.readEnd)
+		return nil, err
+	}
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 {
+		// An empty LSP body.
+		c.badInput("empty message", "")
+		c.reply(appendErrorResponse(nil, nil, &Error{Code: CodeParseError, Message: "parse error: empty message"}))
+		return nil, nil
+	}
+	if t := c.opts.Trace; t != nil {
+		t("in", b)
+	}
+	msg := bytes.Clone(b)
+	if msg[0] == '[' {
+		c.handleBatch(msg)
+	} else {
+		c.handleOne(msg, nil)
+	}
+	if c.initReleased {
+		c.initReleased = false
+		c.beginShutdown("init released")
+	}
+	run, c.runHere = c.runHere, nil
+	return run, nil
+}
+
+// readTurn reads and routes messages as a worker holding the role until
+// one is a request this goroutine can run itself: it returns it, with a
+// timer armed to hand the role on (see handOff), so that the common case
+// (one request at a time) costs no hand-off between goroutines. It
+// returns nil when it gave the role up (freeRole) or once the input has
+// ended and the connection has drained.
 func (c *Conn) readTurn() *serverCall {
 	for {
-		if c.fw.over() {
-			c.waitQueued()
-		}
-		b, err := c.fr.next()
-		if err != nil {
-			var fe *frameError
-			if errors.As(err, &fe) {
-				if fe.answerID != nil {
-					// An answer too large to take: fail the call that
-					// waits for it rather than leave it waiting.
-					c.failPendingWith(fe.answerID, &Error{Code: CodeLimit, Message: fmt.Sprintf("limit reached: the answer from %s exceeds the %d-byte message limit", c.opts.Name, c.opts.MaxMessageSize)})
-					continue
-				}
-				c.badInput(fe.message, fe.input)
-				c.reply(appendErrorResponse(nil, nil, &Error{Code: fe.code, Message: fe.message}))
-				continue
-			}
-			close(c.readEnd)
-			c.endOfInput(err)
+		sc, end := c.readMsg()
+		if end != nil {
+			c.endOfInput(end)
 			return nil
 		}
-		b = bytes.TrimLeft(b, " \t\r\n")
-		if len(b) == 0 {
-			// An empty LSP body.
-			c.badInput("empty message", "")
-			c.reply(appendErrorResponse(nil, nil, &Error{Code: CodeParseError, Message: "parse error: empty message"}))
-			continue
-		}
-		if t := c.opts.Trace; t != nil {
-			t("in", b)
-		}
-		msg := bytes.Clone(b)
-		if msg[0] == '[' {
-			c.handleBatch(msg)
-		} else {
-			c.handleOne(msg, nil)
-		}
-		if c.initReleased {
-			c.initReleased = false
-			c.beginShutdown("init released")
-		}
-		if sc := c.runHere; sc != nil {
+		if sc != nil {
 			// Run it here and keep reading afterwards if it is quick; if it
 			// is not (or calls the peer, see handOff), another goroutine
 			// takes over the reading.
-			c.runHere = nil
 			sc.handoff = time.AfterFunc(handoffDelay, c.handRead)
 			return sc
+		}
+		if c.delivered {
+			// An answer went to its caller. If no one else waits, leave
+			// the role free for a moment: the caller's next call can
+			// then read its own answer.
+			c.delivered = false
+			if c.freeRoleIfIdle() {
+				return nil
+			}
+		}
+	}
+}
+
+// freeRoleIfIdle frees the role held by a worker if no call waits for an
+// answer.
+func (c *Conn) freeRoleIfIdle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.st.pending) > c.st.pings || c.st.inputEnded {
+		return false
+	}
+	c.st.reading, c.st.lingering = false, true
+	c.st.linger.Reset(lingerDelay)
+	return true
+}
+
+// readFor reads as a caller holding the role until p's answer has come,
+// and returns it. It runs quick requests itself as readTurn does; if one
+// makes it hand the role on, or the input ends, it waits for the answer
+// like any other caller. The caller's context cannot end (see call).
+func (c *Conn) readFor(p *pendingCall) *message {
+	for {
+		select {
+		case m := <-p.ch:
+			c.delivered = false
+			c.selfRead.Add(1)
+			c.freeRole()
+			return m
+		default:
+		}
+		sc, end := c.readMsg()
+		if end != nil {
+			// The drain waits for running calls, this one among them:
+			// let it run elsewhere.
+			go c.endOfInput(end)
+			return <-p.ch
+		}
+		if sc != nil {
+			sc.handoff = time.AfterFunc(handoffDelay, c.handRead)
+			sc.run()
+			if !sc.handoff.Stop() {
+				// The role was handed on.
+				return <-p.ch
+			}
 		}
 	}
 }
@@ -119,8 +292,7 @@ func (c *Conn) give(j job) {
 }
 
 // worker runs jobs until it has been idle for workerIdle or the
-// connection has ended. Exactly one worker at a time holds the reader's
-// turn.
+// connection has ended. A worker given a read job holds the reading role.
 func (c *Conn) worker(j job) {
 	var t *time.Timer
 	defer func() {
@@ -130,15 +302,20 @@ func (c *Conn) worker(j job) {
 	}()
 	for {
 		if j.read {
-			if j.call = c.readTurn(); j.call == nil {
-				return
-			}
+			j.call = c.readTurn()
 		}
-		j.call.run()
-		if h := j.call.handoff; h != nil && h.Stop() {
-			// Quick: no one else took over the reading; go on with it.
-			j = job{read: true}
-			continue
+		if j.call != nil {
+			j.call.run()
+			if h := j.call.handoff; h != nil && h.Stop() {
+				// Quick: no one else took over the reading; go on with it.
+				j = job{read: true}
+				continue
+			}
+			if c.takeRole() {
+				// The role is free: read on rather than idle.
+				j = job{read: true}
+				continue
+			}
 		}
 		if t == nil {
 			t = time.NewTimer(workerIdle)
