@@ -152,22 +152,34 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 		c.mu.Unlock()
 		return c.closedErr()
 	}
-	if sc, ok := ctx.Value(callKey{}).(*serverCall); ok {
-		// A handler that the reader took waits here: the reading must go
-		// on, or the answer would never be read. (With any other context
-		// the reader's timer hands the reading on; this is only sooner.)
-		sc.handOff()
-	}
 	// While any call of ours waits, requests from the peer do not wait
 	// behind a running notification, whatever context the call carries:
 	// the answer may depend on them.
 	c.nq.enter()
 	defer c.nq.exit()
-	if ctx.Done() == nil && c.takeRole() {
-		// A call that cannot be cancelled reads its own answer: no
-		// goroutine is woken to hand it over. (One that can be cancelled
-		// must be able to stop waiting, which a read cannot.)
-		return c.finishCall(c.readFor(p), result)
+	// The caller reads its own answer if it can hold the reading role
+	// without being unable to stop when its context ends: no goroutine is
+	// then woken to hand the answer over. A read cannot be interrupted, so
+	// that is a context that never ends, or the context of a request that
+	// the holder of the role is running itself (its own reading stops
+	// with the input, and it reads the peer's cancel itself).
+	sc, _ := ctx.Value(callKey{}).(*serverCall)
+	reading := false
+	switch {
+	case sc != nil && sc.handoff != nil && ctx.Done() == sc.ctx.Done():
+		reading = sc.handoff.Stop()
+	case ctx.Done() == nil:
+		reading = c.takeRole()
+	}
+	if reading {
+		if m := c.readFor(ctx, p); m != nil {
+			return c.finishCall(m, result)
+		}
+	} else if sc != nil {
+		// A handler that the reader took waits here: the reading must go
+		// on, or the answer would never be read. (With any other context
+		// the reader's timer hands the reading on; this is only sooner.)
+		sc.handOff()
 	}
 	c.ensureReader()
 	select {

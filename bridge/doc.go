@@ -100,6 +100,20 @@ package bridge
 // tables have their own lock. Shutdown has one end, finish, which runs
 // once: it fails every pending call, cancels running handlers, drops every
 // export and closes the streams. Wait reports why the connection ended.
-// Goroutines a connection starts and their ends: the workers (above), the
-// drain (shutdown.go, ends at finish), the liveness timer (stopped by
-// finish), a ping writer (ends with the write or the connection).
+// Goroutines a connection starts, their owners and their ends:
+//   - workers (read.go): started by give when no idle worker takes a job;
+//     each ends after workerIdle without work, or when the connection has
+//     finished;
+//   - the notification queue's goroutine (queue.go) and a serial object's
+//     (serve.go): started when work is queued on an idle queue, ended when
+//     the queue runs dry;
+//   - the drain (shutdown.go): started by beginShutdown, or run by the
+//     holder of the reading role at the end of input (in a goroutine of its
+//     own if the holder is a caller); it ends at finish;
+//   - the timers' functions: the reader's hand-off (handoffDelay), the
+//     role's linger (lingerDelay) and the liveness check, each a short run
+//     that at most hands a job to a worker; finish stops the liveness
+//     check;
+//   - a ping writer (liveness.go), which ends with its write or the
+//     connection; the Close of an object dropped outside the reader
+//     (refs.go), which ends with the Close.

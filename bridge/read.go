@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -208,10 +209,12 @@ func (c *Conn) freeRoleIfIdle() bool {
 }
 
 // readFor reads as a caller holding the role until p's answer has come,
-// and returns it. It runs quick requests itself as readTurn does; if one
-// makes it hand the role on, or the input ends, it waits for the answer
-// like any other caller. The caller's context cannot end (see call).
-func (c *Conn) readFor(p *pendingCall) *message {
+// and returns it. It runs quick requests itself as readTurn does. It
+// returns nil, no longer holding the role, if a request made it hand the
+// role on, if ctx ended (the peer's cancel of the request whose context
+// it is), or once the input has ended: the caller then waits like any
+// other.
+func (c *Conn) readFor(ctx context.Context, p *pendingCall) *message {
 	for {
 		select {
 		case m := <-p.ch:
@@ -221,19 +224,23 @@ func (c *Conn) readFor(p *pendingCall) *message {
 			return m
 		default:
 		}
+		if ctx.Err() != nil {
+			c.delivered = false
+			c.freeRole()
+			return nil
+		}
 		sc, end := c.readMsg()
 		if end != nil {
-			// The drain waits for running calls, this one among them:
-			// let it run elsewhere.
+			// The drain waits for running calls, perhaps this one: let it
+			// run elsewhere.
 			go c.endOfInput(end)
-			return <-p.ch
+			return nil
 		}
 		if sc != nil {
 			sc.handoff = time.AfterFunc(handoffDelay, c.handRead)
 			sc.run()
-			if !sc.handoff.Stop() {
-				// The role was handed on.
-				return <-p.ch
+			if !sc.handoff.Stop() && !c.takeRole() {
+				return nil // the role was handed on
 			}
 		}
 	}
