@@ -75,12 +75,18 @@ package bridge
 // reads on and no goroutine was woken; if it calls the peer or the timer
 // fires, the role passes to an idle worker, so a handler that calls back
 // never keeps the answer from being read. Other requests go straight to
-// workers. The holder is a worker, or a caller whose context cannot end
-// (context.Background) waiting for its answer: it takes the role if it is
-// free and reads until its answer comes, so a call made after another
-// costs no goroutine wake-up. A holder that delivers the last awaited
-// answer leaves the role free for lingerDelay before a worker takes it
-// back. The role ends with the input (endOfInput).
+// workers. The holder is a worker, or a caller waiting for its answer
+// that can hold the role without having to stop reading when its context
+// ends (a read cannot be interrupted): a caller whose context never ends
+// (context.Background), which takes the role if it is free, or a handler
+// run by the holder that calls the peer with its own context, which keeps
+// it (that context ends by a cancel the handler reads itself, or with the
+// input). Such a caller reads until its answer comes, so a call made after
+// another costs no goroutine wake-up; requests it reads go to workers,
+// never run on the caller's stack, which may hold what they need. A holder
+// that delivers the last awaited answer leaves the role free for
+// lingerDelay before a worker takes it back. The role ends with the input
+// (endOfInput).
 //
 // User code (Object.Call, Close of a dropped object, Adapter methods) runs
 // on workers, the notification queue's goroutine, a serial object's queue

@@ -209,11 +209,10 @@ func (c *Conn) freeRoleIfIdle() bool {
 }
 
 // readFor reads as a caller holding the role until p's answer has come,
-// and returns it. It runs quick requests itself as readTurn does. It
-// returns nil, no longer holding the role, if a request made it hand the
-// role on, if ctx ended (the peer's cancel of the request whose context
-// it is), or once the input has ended: the caller then waits like any
-// other.
+// and returns it. Requests it reads go to workers. It returns nil, no
+// longer holding the role, if ctx ended (the peer's cancel of the request
+// whose context it is), or once the input has ended: the caller then
+// waits like any other.
 func (c *Conn) readFor(ctx context.Context, p *pendingCall) *message {
 	for {
 		select {
@@ -237,11 +236,9 @@ func (c *Conn) readFor(ctx context.Context, p *pendingCall) *message {
 			return nil
 		}
 		if sc != nil {
-			sc.handoff = time.AfterFunc(handoffDelay, c.handRead)
-			sc.run()
-			if !sc.handoff.Stop() && !c.takeRole() {
-				return nil // the role was handed on
-			}
+			// Not run here: the caller's own code is on this stack and
+			// may hold what the request needs (a lock, say).
+			c.startCall(sc)
 		}
 	}
 }

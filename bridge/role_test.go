@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -157,5 +158,62 @@ func stressCall(bg context.Context, in testsvc.Init, g, i int, cancelled *atomic
 			err = fmt.Errorf("echo %s = %s", v, got)
 		}
 		return err
+	}
+}
+
+// A caller that reads its own answer does not run the peer's requests on
+// its own goroutine: the caller may hold what a request needs. Here it
+// holds a lock that the request it reads before its answer takes.
+func TestCallerReadingDoesNotRunRequests(t *testing.T) {
+	var mu sync.Mutex
+	sent := make(chan struct{}, 1)
+	var a, b *bridge.Conn
+	objA := &funcObject{iface: "Init", call: func(context.Context, string, *bridge.Params) (any, error) {
+		mu.Lock() // held by the caller until its call returns
+		defer mu.Unlock()
+		return "ok", nil
+	}}
+	objB := &funcObject{iface: "Init", call: func(ctx context.Context, method string, _ *bridge.Params) (any, error) {
+		// Call back into a, and answer once that request is on its way,
+		// so that a reads it before the answer.
+		go func() {
+			var s string
+			_ = b.Call(context.Background(), "Init.locked", nil, &s)
+		}()
+		select {
+		case <-sent:
+		case <-ctx.Done():
+		}
+		return "poked", nil
+	}}
+	trace := func(dir string, msg []byte) {
+		if dir == "out" && strings.Contains(string(msg), `"Init.locked"`) {
+			sent <- struct{}{}
+		}
+	}
+	a, b = bridge.Pair(&bridge.Options{Bootstrap: objA, Logger: quiet}, &bridge.Options{Bootstrap: objB, Logger: quiet, Trace: trace})
+	defer a.Close()
+	defer b.Close()
+	done := make(chan error, 1)
+	go func() {
+		for range 20 {
+			mu.Lock()
+			var s string
+			err := a.Call(context.Background(), "Init.poke", nil, &s)
+			mu.Unlock()
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("deadlock: the caller ran a request that needs the lock it holds")
 	}
 }
