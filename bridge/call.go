@@ -166,7 +166,9 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 	sc, _ := ctx.Value(callKey{}).(*serverCall)
 	reading := false
 	switch {
-	case sc != nil && sc.handoff != nil && ctx.Done() == sc.ctx.Done():
+	case sc != nil && sc.conn == c && sc.handoff != nil && ctx.Done() == sc.ctx.Done():
+		// (A handler forwarding to another connection is not reading this
+		// one: it hands its own connection's role on, below.)
 		reading = sc.handoff.Stop()
 	case ctx.Done() == nil:
 		reading = c.takeRole()

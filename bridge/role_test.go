@@ -217,3 +217,44 @@ func TestCallerReadingDoesNotRunRequests(t *testing.T) {
 		t.Fatal("deadlock: the caller ran a request that needs the lock it holds")
 	}
 }
+
+// A handler that forwards to another connection with its own context
+// reads neither connection in the other's place: each keeps one reader.
+func TestForwardingHandlerKeepsRoles(t *testing.T) {
+	objZ := &funcObject{iface: "Init", call: func(context.Context, string, *bridge.Params) (any, error) { return "z", nil }}
+	z, y := bridge.Pair(&bridge.Options{Bootstrap: objZ, Logger: quiet}, &bridge.Options{Logger: quiet})
+	defer z.Close()
+	defer y.Close()
+	objX := &funcObject{iface: "Init", call: func(ctx context.Context, _ string, _ *bridge.Params) (any, error) {
+		var s string
+		err := y.Call(ctx, "Init.echo", nil, &s)
+		return s, err
+	}}
+	x, w := bridge.Pair(&bridge.Options{Bootstrap: objX, Logger: quiet}, &bridge.Options{Logger: quiet})
+	defer x.Close()
+	defer w.Close()
+	done := make(chan error, 1)
+	go func() {
+		for range 50 {
+			var s string
+			if err := w.Call(context.Background(), "Init.fwd", nil, &s); err != nil || s != "z" {
+				done <- fmt.Errorf("forwarded call = %q, %v", s, err)
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("forwarded calls hang")
+	}
+	for _, c := range []*bridge.Conn{w, x, y, z} {
+		if err := bridge.CheckRole(c); err != nil {
+			t.Error(err)
+		}
+	}
+}
