@@ -1,7 +1,8 @@
 package bridge_test
 
-// Handles: objects in results, releases racing re-exports, handles used
-// in callbacks, closing on shutdown.
+// Handles: lifecycle and counting, objects in results, releases racing
+// re-exports, handles used in callbacks, forwarding across connections,
+// closing on shutdown.
 
 import (
 	"context"
@@ -14,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/mpbridge/mpbridge/bridge"
+	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/testsvc"
 )
 
 // directInit returns an Object, or a Remote, as the whole result.
@@ -312,5 +315,264 @@ func TestBadReleaseIsLogged(t *testing.T) {
 	p.checkServing()
 	if n := strings.Count(logs.String(), "\n"); n < len(bad) {
 		t.Errorf("%d log lines for %d bad releases:\n%s", n, len(bad), logs.String())
+	}
+}
+
+func TestHandleLifecycle(t *testing.T) {
+	svc := &testsvc.Service{}
+	client, server := pair(t, svc, nil, nil)
+	in := initOf(t, client)
+	ctx := ctxT(t)
+	c, err := in.NewCounter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Add(ctx, 5); err != nil || v != 5 {
+		t.Fatalf("add: %d %v", v, err)
+	}
+	id := c.(bridge.Proxy).BridgeRemote().ID()
+	if !strings.HasPrefix(id, "s") {
+		t.Fatalf("server-minted id %q does not start with s", id)
+	}
+	if ex := exportsOf(server, id); ex != 1 {
+		t.Fatalf("refs of %s = %d, want 1", id, ex)
+	}
+	if err := callbacks.Release(c); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the counter to be closed", func() bool { return svc.Closed.Load() == 1 })
+	if exportsOf(server, id) != 0 {
+		t.Fatalf("%s still exported after release", id)
+	}
+	// The stale proxy fails fast, locally.
+	if _, err := c.Value(ctx); bridge.ErrorCode(err) != bridge.CodeNoSuchHandle {
+		t.Fatalf("call on released handle: %v, want -32001", err)
+	}
+	// And on the wire a released id is dead too.
+	var v int64
+	err = bridge.NewRemote(client, id).Call(ctx, "Counter.value", nil, &v)
+	if bridge.ErrorCode(err) != bridge.CodeNoSuchHandle {
+		t.Fatalf("wire call on released handle: %v, want -32001", err)
+	}
+}
+
+func exportsOf(c *bridge.Conn, id string) int {
+	ex, _ := c.Handles()
+	for _, e := range ex {
+		if e.Handle == id {
+			return e.Refs
+		}
+	}
+	return 0
+}
+
+func TestCountedRelease(t *testing.T) {
+	w := newWire(t, nil)
+	// The same live object returned twice has one id with two references.
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.shared"}` + "\n")
+	h1 := handleOf(t, w.recvJSON())
+	w.send(`{"jsonrpc":"2.0","id":2,"method":"Init.shared"}` + "\n")
+	h2 := handleOf(t, w.recvJSON())
+	if h1 != h2 {
+		t.Fatalf("same object got ids %s and %s", h1, h2)
+	}
+	if r := exportsOf(w.server, h1); r != 2 {
+		t.Fatalf("refs %d, want 2", r)
+	}
+	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"` + h1 + `"}}` + "\n")
+	w.send(`{"jsonrpc":"2.0","id":3,"method":"Counter.add","params":{"$self":"` + h1 + `","n":2}}` + "\n")
+	if m := w.recvJSON(); fmt.Sprint(m["result"]) != "2" {
+		t.Fatalf("after one release: %v", m)
+	}
+	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"` + h1 + `","count":1}}` + "\n")
+	w.send(`{"jsonrpc":"2.0","id":4,"method":"Counter.add","params":{"$self":"` + h1 + `","n":2}}` + "\n")
+	if m := w.recvJSON(); errCode(m) != -32001 || fmt.Sprint(m["id"]) != "4" {
+		t.Fatalf("after the last release: %v", m)
+	}
+	eventually(t, "Close to run", func() bool { return w.svc.Closed.Load() == 1 })
+	// A new object never reuses the dead id.
+	w.send(`{"jsonrpc":"2.0","id":5,"method":"Init.shared"}` + "\n")
+	if h3 := handleOf(t, w.recvJSON()); h3 == h1 {
+		t.Fatalf("id %s reused", h1)
+	}
+}
+
+func handleOf(t *testing.T, m map[string]any) string {
+	t.Helper()
+	r, ok := m["result"].(map[string]any)
+	if !ok {
+		t.Fatalf("no handle in %v", m)
+	}
+	h, _ := r["$handle"].(string)
+	if h == "" || len(r) != 1 {
+		t.Fatalf("bad handle in %v", m)
+	}
+	return h
+}
+
+func TestOverRelease(t *testing.T) {
+	w := newWire(t, nil)
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.newCounter"}` + "\n")
+	a := handleOf(t, w.recvJSON())
+	w.send(`{"jsonrpc":"2.0","id":2,"method":"Init.newCounter"}` + "\n")
+	b := handleOf(t, w.recvJSON())
+	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"` + a + `","count":5}}` + "\n")
+	for _, bad := range []string{`{"handle":"` + a + `","count":0}`, `{"handle":"` + b + `","count":-1}`, `{"handle":"init2"}`, `{"handle":"c1"}`} {
+		w.send(`{"jsonrpc":"2.0","method":"release","params":` + bad + `}` + "\n")
+	}
+	w.send(`{"jsonrpc":"2.0","id":3,"method":"Counter.value","params":{"$self":"` + b + `"}}` + "\n")
+	if m := w.recvJSON(); fmt.Sprint(m["result"]) != "0" {
+		t.Fatalf("other object touched by bad releases: %v", m)
+	}
+	eventually(t, "a to close", func() bool { return w.svc.Closed.Load() == 1 })
+}
+
+func TestCallThenReleasePipelined(t *testing.T) {
+	w := newWire(t, nil)
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.subscribe","params":{"fn":{"$handle":"c1"}}}` + "\n")
+	h := handleOf(t, w.recvJSON())
+	// add calls back c1; release the counter while the call waits on us.
+	w.send(`{"jsonrpc":"2.0","id":2,"method":"Counter.add","params":{"$self":"` + h + `","n":1}}` + "\n")
+	cb := w.recvJSON()
+	if cb["method"] != "Callback.call" {
+		t.Fatalf("expected a callback, got %v", cb)
+	}
+	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"` + h + `"}}` + "\n")
+	if w.svc.Closed.Load() != 0 {
+		t.Fatal("Close ran while a call was in progress")
+	}
+	w.send(`{"jsonrpc":"2.0","id":` + fmt.Sprint(cb["id"]) + `,"result":null}` + "\n")
+	if m := w.recvJSON(); fmt.Sprint(m["result"]) != "1" {
+		t.Fatalf("in-progress call: %v", m)
+	}
+	eventually(t, "Close after the call", func() bool { return w.svc.Closed.Load() == 1 })
+	// The callback c1 was kept for the life of the counter: now released.
+	if m := w.recvJSON(); m["method"] != "release" || fmt.Sprint(m["params"]) != "map[handle:c1]" {
+		t.Fatalf("expected release of c1, got %v", m)
+	}
+}
+
+func TestFailedCallReleasesArguments(t *testing.T) {
+	w := newWire(t, nil)
+	for i, call := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"Init.nosuch","params":{"fn":{"$handle":"c1"}}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"Init.repeat","params":{"fn":{"$handle":"c1"}}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"Init.fail","params":{"message":"x","extra":{"$handle":"c1"}}}`,
+		`{"jsonrpc":"2.0","id":4,"method":"Init.repeat","params":{"fn":{"$handle":"c1"},"n":0}}`,
+	} {
+		w.send(call + "\n")
+		got := []string{w.recv(), w.recv()}
+		joined := strings.Join(got, "")
+		if !strings.Contains(joined, `"method":"release","params":{"handle":"c1"}`) || !strings.Contains(joined, fmt.Sprintf(`"id":%d`, i+1)) {
+			t.Errorf("call %d: want a reply and a release of c1, got %q", i+1, got)
+		}
+	}
+	if _, im := w.server.Handles(); len(im) != 0 {
+		t.Fatalf("imports left: %v", im)
+	}
+}
+
+func TestHandlesDeepAndTwice(t *testing.T) {
+	w := newWire(t, nil)
+	deep := `{"$handle":"c2"}`
+	for range 50 {
+		deep = `[` + deep + `]`
+	}
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.echo","params":{"value":{"a":{"$handle":"c1"},"b":[{"$handle":"c1"}],"d":` + deep + `}}}` + "\n")
+	var lines []string
+	for range 3 {
+		lines = append(lines, w.recv())
+	}
+	all := strings.Join(lines, "")
+	if !strings.Contains(all, `"result":{"a":{"$handle":"c1"},"b":[{"$handle":"c1"}]`) {
+		t.Fatalf("echo changed the handles: %s", all)
+	}
+	if !strings.Contains(all, `{"handle":"c1","count":2}`) || !strings.Contains(all, `{"handle":"c2"}`) {
+		t.Fatalf("want release c1 x2 and c2 x1: %s", all)
+	}
+}
+
+func TestForwardAcrossConnections(t *testing.T) {
+	svcA, svcB := &testsvc.Service{}, &testsvc.Service{}
+	clientA, serverA := pair(t, svcA, nil, nil)
+	clientB, serverB := pair(t, svcB, nil, nil)
+	a, b := initOf(t, clientA), initOf(t, clientB)
+	ctx := ctxT(t)
+	ca, err := a.NewCounter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer callbacks.Release(ca)
+	ca.Add(ctx, 5)
+	// B reads A's counter: the parent exports its own c-handle to B that
+	// forwards to A; B never sees A's id.
+	n, err := b.Read(ctx, ca)
+	if err != nil || n != 5 {
+		t.Fatalf("read through the parent: %d %v", n, err)
+	}
+	aID := ca.(bridge.Proxy).BridgeRemote().ID()
+	_, importsB := serverB.Handles()
+	for _, im := range importsB {
+		if im.Handle == aID {
+			t.Fatalf("B holds A's raw id %s", aID)
+		}
+	}
+	// A's id sent to B as $self or argument names nothing there.
+	var v int64
+	if err := bridge.NewRemote(clientB, aID).Call(ctx, "Counter.value", nil, &v); bridge.ErrorCode(err) != bridge.CodeNoSuchHandle {
+		t.Fatalf("A's id on B: %v", err)
+	}
+	_ = serverA
+	// When the call is over B gives the forwarded handle back.
+	eventually(t, "B to release the forwarded counter", func() bool {
+		ex, _ := clientB.Handles()
+		return len(ex) == 0
+	})
+	// That does not close the parent's own proxy, which it still holds.
+	if v, err := ca.Value(ctx); err != nil || v != 5 {
+		t.Fatalf("the parent's proxy after B released the forwarder: %d %v", v, err)
+	}
+	if svcA.Closed.Load() != 0 {
+		t.Fatal("A's counter was closed")
+	}
+}
+
+func TestHandleBackToExporter(t *testing.T) {
+	w := newWire(t, nil)
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.newCounter"}` + "\n")
+	h := handleOf(t, w.recvJSON())
+	w.send(`{"jsonrpc":"2.0","id":2,"method":"Counter.add","params":{"$self":"` + h + `","n":9}}` + "\n")
+	w.recv()
+	// The server's own handle comes back as an argument: it means the
+	// original object, and the count does not change.
+	w.send(`{"jsonrpc":"2.0","id":3,"method":"Init.read","params":{"counter":{"$handle":"` + h + `"}}}` + "\n")
+	if m := w.recvJSON(); fmt.Sprint(m["result"]) != "9" {
+		t.Fatalf("read: %v", m)
+	}
+	if r := exportsOf(w.server, h); r != 1 {
+		t.Fatalf("refs %d after the handle came back, want 1", r)
+	}
+	// A dead own handle as an argument is -32001.
+	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"` + h + `"}}` + "\n")
+	w.send(`{"jsonrpc":"2.0","id":4,"method":"Init.read","params":{"counter":{"$handle":"` + h + `"}}}` + "\n")
+	if m := w.recvJSON(); errCode(m) != -32001 {
+		t.Fatalf("dead handle argument: %v", m)
+	}
+}
+
+func TestLiveHandleLimit(t *testing.T) {
+	w := newWire(t, &bridge.Options{MaxHandles: 3}) // init and two more
+	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.newCounter"}` + "\n")
+	h := handleOf(t, w.recvJSON())
+	w.send(`{"jsonrpc":"2.0","id":2,"method":"Init.newCounter"}` + "\n")
+	w.recvJSON()
+	w.send(`{"jsonrpc":"2.0","id":3,"method":"Init.newCounter"}` + "\n")
+	if m := w.recvJSON(); errCode(m) != -32003 || !strings.Contains(fmt.Sprint(m["error"]), "limit") {
+		t.Fatalf("over the handle limit: %v", m)
+	}
+	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"` + h + `"}}` + "\n")
+	w.send(`{"jsonrpc":"2.0","id":4,"method":"Init.newCounter"}` + "\n")
+	if m := w.recvJSON(); m["error"] != nil {
+		t.Fatalf("after a release: %v", m)
 	}
 }
