@@ -4,12 +4,16 @@ package bridge_test
 // the child (BRIDGE_BENCH_CHILD selects what it serves). Each figure has
 // its floor in the same run:
 //
-//	BenchmarkSmallCall/raw      encoding/json newline echo, one call at a time
+//	BenchmarkSmallCall/lockstep encoding/json newline echo, the caller writes
+//	                            and reads itself (no goroutine hand-off)
+//	BenchmarkSmallCall/raw      the same echo through a multiplexing client
+//	                            (a reader goroutine hands answers over)
 //	BenchmarkSmallCall/jrpc2    jrpc2 client and server used directly
 //	BenchmarkSmallCall/bridge   the bridge (Init.echo through a Conn)
 //	BenchmarkConcurrent16/...   16 callers; raw is a multiplexed echo client
 //	BenchmarkPayload/...        64 KiB and 1 MiB values, both ways
 //	BenchmarkCallback/...       a call during which the child calls back once
+//	                            (floors: two lock-step or raw round trips)
 //	BenchmarkNested10           a 10-deep chain of calls alternating direction
 //	BenchmarkHandleChurn        create, call once, release
 //
@@ -108,6 +112,11 @@ func newRawClient(b *testing.B) *rawecho.Client {
 	return rawecho.NewClient(out, in)
 }
 
+func newLockStep(b *testing.B) *rawecho.LockStep {
+	in, out := child(b, "raw")
+	return rawecho.NewLockStep(out, in)
+}
+
 func bridgeChild(b *testing.B) (testsvc.Init, *bridge.Conn) {
 	b.Helper()
 	exe, _ := os.Executable()
@@ -134,6 +143,14 @@ var small = json.RawMessage(`"the quick brown fox jumps"`)
 
 func BenchmarkSmallCall(b *testing.B) {
 	ctx := context.Background()
+	b.Run("lockstep", func(b *testing.B) {
+		c := newLockStep(b)
+		for b.Loop() {
+			if c.Call(small) == nil {
+				b.Fatal("raw echo child went away")
+			}
+		}
+	})
 	b.Run("raw", func(b *testing.B) {
 		c := newRawClient(b)
 		for b.Loop() {
@@ -204,6 +221,15 @@ func BenchmarkPayload(b *testing.B) {
 	for _, size := range []int{64 << 10, 1 << 20} {
 		v := json.RawMessage(`"` + strings.Repeat("x", size) + `"`)
 		name := fmt.Sprintf("%dKiB", size>>10)
+		b.Run(name+"/lockstep", func(b *testing.B) {
+			c := newLockStep(b)
+			b.SetBytes(int64(2 * len(v)))
+			for b.Loop() {
+				if c.Call(v) == nil {
+					b.Fatal("raw echo child went away")
+				}
+			}
+		})
 		b.Run(name+"/raw", func(b *testing.B) {
 			c := newRawClient(b)
 			b.SetBytes(int64(2 * len(v)))
@@ -225,6 +251,16 @@ func BenchmarkPayload(b *testing.B) {
 
 func BenchmarkCallback(b *testing.B) {
 	ctx := context.Background()
+	b.Run("lockstep2x", func(b *testing.B) {
+		c := newLockStep(b)
+		for b.Loop() {
+			for range 2 {
+				if c.Call(small) == nil {
+					b.Fatal("raw echo child went away")
+				}
+			}
+		}
+	})
 	b.Run("raw2x", func(b *testing.B) {
 		// The floor for a callback is two raw round trips.
 		c := newRawClient(b)

@@ -53,3 +53,73 @@
 // the peer, or the end of input end it in order, answering every request
 // already received first (up to Options.DrainTimeout).
 package bridge
+
+// Design note: who reads, who writes, who runs user code.
+//
+// Files by role: conn.go (the Conn, its state and update), options.go,
+// read.go (the reading role and the workers), inbound.go (routing what was
+// read), serve.go (running the peer's requests), call.go (our calls),
+// refs.go (references and disposal), shutdown.go, liveness.go, writer.go,
+// framing.go (splitting the input into messages).
+//
+// Reading is a role that one goroutine at a time holds (read.go says how
+// the token moves). The holder reads a message and routes it (inbound.go):
+// a response goes to the pending call that waits for it; release and
+// cancel take effect inline, so they are ordered before anything the peer
+// sent after them (the Close of a released object runs on the
+// notification queue, ahead of whatever came after the release);
+// notifications run one at a time, in order, on the notification queue
+// (queue.go), and a request that arrives behind queued work starts once it
+// has run. A request with nothing queued before it is run by the holder
+// itself, with a timer armed (handoffDelay): if it is quick the holder
+// reads on and no goroutine was woken; if it calls the peer or the timer
+// fires, the role passes to an idle worker, so a handler that calls back
+// never keeps the answer from being read. Other requests go straight to
+// workers. The holder is a worker, or a caller waiting for its answer
+// that can hold the role without having to stop reading when its context
+// ends (a read cannot be interrupted): a caller whose context never ends
+// (context.Background), which takes the role if it is free, or a handler
+// run by the holder that calls the peer with its own context, which keeps
+// it (that context ends by a cancel the handler reads itself, or with the
+// input). Such a caller reads until its answer comes, so a call made after
+// another costs no goroutine wake-up; requests it reads go to workers,
+// never run on the caller's stack, which may hold what they need. A holder
+// that delivers the last awaited answer leaves the role free for
+// lingerDelay before a worker takes it back. The role ends with the input
+// (endOfInput).
+//
+// User code (Object.Call, Close of a dropped object, Adapter methods) runs
+// on workers, the notification queue's goroutine, a serial object's queue
+// goroutine, or the reader while it holds a quick request; never under a
+// lock. Workers end after workerIdle without work or with the connection;
+// the queue goroutines end when their queue is empty.
+//
+// Writing: any goroutine writes whole messages through the writer
+// (writer.go), which has its own lock that a caller can stop waiting for.
+// Replies the reader produces itself (parse errors and the like) are
+// written by the reader, in order.
+//
+// State: everything about the connection's life (phase, running requests,
+// pending calls, why it ended) is in Conn.st under Conn.mu; the phase and
+// the count of running requests change through Conn.update, which signals
+// the drain once a stopping connection has nothing running. The handle
+// tables have their own lock. Shutdown has one end, finish, which runs
+// once: it fails every pending call, cancels running handlers, drops every
+// export and closes the streams. Wait reports why the connection ended.
+// Goroutines a connection starts, their owners and their ends:
+//   - workers (read.go): started by give when no idle worker takes a job;
+//     each ends after workerIdle without work, or when the connection has
+//     finished;
+//   - the notification queue's goroutine (queue.go) and a serial object's
+//     (serve.go): started when work is queued on an idle queue, ended when
+//     the queue runs dry;
+//   - the drain (shutdown.go): started by beginShutdown, or run by the
+//     holder of the reading role at the end of input (in a goroutine of its
+//     own if the holder is a caller); it ends at finish;
+//   - the timers' functions: the reader's hand-off (handoffDelay), the
+//     role's linger (lingerDelay) and the liveness check, each a short run
+//     that at most hands a job to a worker; finish stops the liveness
+//     check;
+//   - a ping writer (liveness.go), which ends with its write or the
+//     connection; the Close of an object dropped outside the reader
+//     (refs.go), which ends with the Close.

@@ -35,10 +35,7 @@ func (calculator) Call(_ context.Context, method string, p *bridge.Params) (any,
 // Example connects two endpoints over in-memory pipes: one serves a
 // bootstrap object, the other calls it.
 func Example() {
-	c2sR, c2sW := io.Pipe()
-	s2cR, s2cW := io.Pipe()
-	server := bridge.New(c2sR, s2cW, &bridge.Options{Bootstrap: calculator{}})
-	client := bridge.New(s2cR, c2sW, nil)
+	server, client := bridge.Pair(&bridge.Options{Bootstrap: calculator{}}, nil)
 	defer server.Close()
 	defer client.Close()
 

@@ -31,11 +31,10 @@ func TestMain(m *testing.M) {
 // quiet is a logger that drops everything, for tests that provoke warnings.
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// pair connects a client to a server serving svc over in-memory pipes.
+// pair connects a client to a server serving svc (bridge.Pair), with the
+// test adapter, quiet loggers and a leak check.
 func pair(t testing.TB, svc *testsvc.Service, sopts, copts *bridge.Options) (client, server *bridge.Conn) {
 	t.Helper()
-	c2sR, c2sW := io.Pipe()
-	s2cR, s2cW := io.Pipe()
 	so := bridge.Options{}
 	if sopts != nil {
 		so = *sopts
@@ -62,8 +61,7 @@ func pair(t testing.TB, svc *testsvc.Service, sopts, copts *bridge.Options) (cli
 	if so.OnLeak == nil {
 		so.OnLeak = leaks.add
 	}
-	server = bridge.New(c2sR, s2cW, &so)
-	client = bridge.New(s2cR, c2sW, &co)
+	server, client = bridge.Pair(&so, &co)
 	t.Cleanup(func() {
 		runtime.GC()
 		runtime.GC()

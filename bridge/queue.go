@@ -3,30 +3,26 @@ package bridge
 import "sync"
 
 // queued is one entry of the notification queue: a notification to run in
-// order, or a request to start once the notifications before it have run.
+// order, other work to run in order (the Close of an object the peer
+// released), or a request to start once the entries before it have run.
 type queued struct {
 	notify *serverCall
+	run    func()
 	start  func()
 }
 
-// queue runs notifications one at a time in arrival order. Requests that
-// arrive while notifications are pending wait behind them, except while a
-// notification handler is itself waiting for an outgoing call: then they
-// start at once, since the call it waits for may need them.
+// queue runs notifications one at a time in arrival order, with the
+// Closes of released objects in their place among them. Requests that
+// arrive while the queue is busy wait behind it, except while any call of
+// ours waits for the peer: then they start at once, since the answer may
+// need them (a notification handler that calls the peer, with whatever
+// context, must not wait for requests queued behind itself).
 type queue struct {
 	conn    *Conn
 	mu      sync.Mutex
-	cond    *sync.Cond
 	items   []queued
 	running bool
 	blocked int
-}
-
-func (q *queue) lockedCond() *sync.Cond {
-	if q.cond == nil {
-		q.cond = sync.NewCond(&q.mu)
-	}
-	return q.cond
 }
 
 func (q *queue) push(it queued) {
@@ -49,7 +45,6 @@ func (q *queue) work() {
 		q.mu.Lock()
 		if len(q.items) == 0 {
 			q.running = false
-			q.lockedCond().Broadcast()
 			q.mu.Unlock()
 			return
 		}
@@ -57,9 +52,12 @@ func (q *queue) work() {
 		q.items[0] = queued{}
 		q.items = q.items[1:]
 		q.mu.Unlock()
-		if it.start != nil {
+		switch {
+		case it.start != nil:
 			it.start()
-		} else {
+		case it.run != nil:
+			it.run()
+		default:
 			it.notify.run()
 		}
 	}
@@ -100,14 +98,5 @@ func (q *queue) enter() {
 func (q *queue) exit() {
 	q.mu.Lock()
 	q.blocked--
-	q.mu.Unlock()
-}
-
-// wait blocks until the queue is empty and idle.
-func (q *queue) wait() {
-	q.mu.Lock()
-	for q.running || len(q.items) > 0 {
-		q.lockedCond().Wait()
-	}
 	q.mu.Unlock()
 }

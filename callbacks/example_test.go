@@ -3,7 +3,6 @@ package callbacks_test
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
@@ -39,14 +38,11 @@ func Example() {
 	})
 	callbacks.RegisterFuncIn[func(context.Context, string) error](reg, "Done", "text")
 
-	c2sR, c2sW := io.Pipe()
-	s2cR, s2cW := io.Pipe()
-	server := bridge.New(c2sR, s2cW, &bridge.Options{
+	server, client := bridge.Pair(&bridge.Options{
 		Bootstrap:     callbacks.ExportIn[Greeter](reg, greeter{}),
 		InitInterface: "Greeter",
 		Adapter:       reg.Adapter(),
-	})
-	client := bridge.New(s2cR, c2sW, &bridge.Options{Adapter: reg.Adapter()})
+	}, &bridge.Options{Adapter: reg.Adapter()})
 	defer server.Close()
 	defer client.Close()
 

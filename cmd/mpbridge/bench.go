@@ -28,7 +28,7 @@ func init() {
 	register(&command{
 		name:    "bench",
 		args:    "[-n N] [-c C] [-method M] [-params JSON] [-size BYTES] -- CMD ARGS...",
-		summary: "measure calls into a child, against a raw encoding/json echo floor",
+		summary: "measure calls into a child, against raw encoding/json echo floors",
 		run:     bench,
 	})
 	register(&command{
@@ -59,8 +59,12 @@ const benchUsage = `usage: mpbridge bench [flags] -- CMD ARGS...
 Spawns CMD ARGS (a child serving the protocol on stdin and stdout, e.g.
 "mpbridge -serve"), calls it N times one after the other and then from C
 goroutines at once, and prints the cost per call next to the same
-measurement against a floor run in the same session: a raw newline-JSON
-echo written with encoding/json alone, sent a request of the same size.
+measurement against two floors run in the same session, both a raw
+newline-JSON echo written with encoding/json alone and sent a request of
+the same size: lock-step, whose caller writes the request and reads the
+answer itself (the floor of one call at a time), and multiplexed, whose
+reader goroutine hands each answer to its caller (the floor of many
+callers at once).
 
 By default the call is Init.echo with a string of -size bytes when the
 child serves it (rpc.discover), and rpc.handles otherwise.
@@ -132,30 +136,50 @@ func bench(args []string) int {
 		return 1
 	}
 	defer raw.close()
-	rawCall := func() error {
-		if raw.client.Call(floorValue) == nil {
-			return fmt.Errorf("raw echo child went away")
+	mux := raw.mux()
+	lock, err := startRaw(self)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mpbridge bench:", err)
+		return 1
+	}
+	defer lock.close()
+	lockStep := rawecho.NewLockStep(lock.out, lock.in)
+	errGone := fmt.Errorf("raw echo child went away")
+	muxCall := func() error {
+		if mux.Call(floorValue) == nil {
+			return errGone
+		}
+		return nil
+	}
+	lockCall := func() error {
+		if lockStep.Call(floorValue) == nil {
+			return errGone
 		}
 		return nil
 	}
 
-	fmt.Printf("child: %s; call: %s (%d-byte request); floor: raw encoding/json echo of the same size\n", strings.Join(cmdline, " "), *method, len(req))
+	fmt.Printf("child: %s; call: %s (%d-byte request); floors: raw encoding/json echo of the same size, lock-step and multiplexed\n", strings.Join(cmdline, " "), *method, len(req))
 	fmt.Printf("median of %d interleaved rounds of %d calls each, after a warm-up round\n", rounds, *n)
 	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "measurement\tbridge\tfloor\tratio\tallocs/op\tB/op\t")
-	seq, err := compare(*n, 1, call, rawCall)
+	fmt.Fprintln(tw, "measurement\tbridge\tlock-step\tratio\tmultiplexed\tratio\tallocs/op\tB/op\t")
+	seq, err := compare(*n, 1, call, lockCall, muxCall)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mpbridge bench:", err)
 		return 1
 	}
-	fmt.Fprintf(tw, "sequential call\t%s\t%s\t%.2fx\t%d\t%d\t\n", fmtDur(seq.bridge), fmtDur(seq.floor), float64(seq.bridge)/float64(seq.floor), seq.allocs, seq.bytes)
-	con, err := compare(*n, *c, call, rawCall)
+	fmt.Fprintf(tw, "sequential call\t%s\t%s\t%.2fx\t%s\t%.2fx\t%d\t%d\t\n", fmtDur(seq.bridge),
+		fmtDur(seq.floors[0]), float64(seq.bridge)/float64(seq.floors[0]),
+		fmtDur(seq.floors[1]), float64(seq.bridge)/float64(seq.floors[1]), seq.allocs, seq.bytes)
+	// The lock-step client makes one call at a time: it is no floor for
+	// concurrent callers.
+	con, err := compare(*n, *c, call, muxCall)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mpbridge bench:", err)
 		return 1
 	}
-	fmt.Fprintf(tw, "%d callers (calls/s)\t%.0f\t%.0f\t%.2fx\t\t\t\n", *c, 1e9/float64(con.bridge), 1e9/float64(con.floor), float64(con.floor)/float64(con.bridge))
+	fmt.Fprintf(tw, "%d callers (calls/s)\t%.0f\t\t\t%.0f\t%.2fx\t\t\t\n", *c, 1e9/float64(con.bridge), 1e9/float64(con.floors[0]), float64(con.floors[0])/float64(con.bridge))
 	tw.Flush()
+	fmt.Println("ratios: time over the floor's for a sequential call (lower is better), throughput over the floor's for callers (higher is better)")
 	return 0
 }
 
@@ -165,20 +189,22 @@ func bench(args []string) int {
 const rounds = 5
 
 type comparison struct {
-	bridge, floor time.Duration
-	allocs, bytes uint64
+	bridge time.Duration
+	floors []time.Duration // in the order given to compare
+	allocs uint64
+	bytes  uint64
 }
 
-// compare measures call and floor in alternating rounds.
-func compare(n, c int, call, floor func() error) (comparison, error) {
-	if _, _, _, err := measure(n/4+1, c, call); err != nil {
-		return comparison{}, err
-	}
-	if _, _, _, err := measure(n/4+1, c, floor); err != nil {
-		return comparison{}, err
-	}
-	var bs, fs []time.Duration
+// compare measures call and each floor in alternating rounds.
+func compare(n, c int, call func() error, floors ...func() error) (comparison, error) {
 	var out comparison
+	for _, f := range append([]func() error{call}, floors...) {
+		if _, _, _, err := measure(n/4+1, c, f); err != nil {
+			return out, err
+		}
+	}
+	var bs []time.Duration
+	fs := make([][]time.Duration, len(floors))
 	for range rounds {
 		d, allocs, bytes, err := measure(n, c, call)
 		if err != nil {
@@ -186,15 +212,23 @@ func compare(n, c int, call, floor func() error) (comparison, error) {
 		}
 		bs = append(bs, d)
 		out.allocs, out.bytes = allocs, bytes
-		if d, _, _, err = measure(n, c, floor); err != nil {
-			return out, err
+		for i, f := range floors {
+			if d, _, _, err = measure(n, c, f); err != nil {
+				return out, err
+			}
+			fs[i] = append(fs[i], d)
 		}
-		fs = append(fs, d)
 	}
-	slices.Sort(bs)
-	slices.Sort(fs)
-	out.bridge, out.floor = bs[len(bs)/2], fs[len(fs)/2]
+	out.bridge = median(bs)
+	for _, f := range fs {
+		out.floors = append(out.floors, median(f))
+	}
 	return out, nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }
 
 // measure makes n calls from c goroutines and returns the time per call
@@ -291,10 +325,13 @@ func (b *benchChild) close() {
 	_ = b.conn.Close()
 }
 
+// rawChild is a raw echo child. Its multiplexed client reads out; a
+// lock-step client may read out instead, if client is never called.
 type rawChild struct {
 	cmd    *exec.Cmd
 	client *rawecho.Client
-	in     io.Closer
+	in     io.WriteCloser
+	out    io.Reader
 }
 
 func startRaw(self string) (*rawChild, error) {
@@ -302,11 +339,21 @@ func startRaw(self string) (*rawChild, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rawChild{cmd: cmd, client: rawecho.NewClient(out, in), in: in}, nil
+	return &rawChild{cmd: cmd, in: in, out: out}, nil
+}
+
+// mux returns the multiplexed client, starting its reader goroutine.
+func (r *rawChild) mux() *rawecho.Client {
+	if r.client == nil {
+		r.client = rawecho.NewClient(r.out, r.in)
+	}
+	return r.client
 }
 
 func (r *rawChild) close() {
 	_ = r.in.Close()
-	<-r.client.Done()
+	if r.client != nil {
+		<-r.client.Done()
+	}
 	_ = r.cmd.Wait()
 }

@@ -44,16 +44,13 @@ func ctxT(t testing.TB) context.Context {
 // typed proxy of its bootstrap object.
 func connect[I any](t testing.TB, impl I, reg *callbacks.Registry) (client, server *bridge.Conn, proxy I) {
 	t.Helper()
-	c2sR, c2sW := io.Pipe()
-	s2cR, s2cW := io.Pipe()
 	boot := callbacks.ExportIn(reg, impl)
-	server = bridge.New(c2sR, s2cW, &bridge.Options{
+	server, client = bridge.Pair(&bridge.Options{
 		Bootstrap: boot,
 		Adapter:   reg.Adapter(),
 		Discover:  reg.DiscoverObject(boot),
 		Logger:    quiet,
-	})
-	client = bridge.New(s2cR, c2sW, &bridge.Options{Adapter: callbacks.Default.Adapter(), Logger: quiet})
+	}, &bridge.Options{Adapter: callbacks.Default.Adapter(), Logger: quiet})
 	t.Cleanup(func() {
 		client.Close()
 		server.Close()

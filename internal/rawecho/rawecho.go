@@ -1,7 +1,10 @@
 // Package rawecho is the floor the benchmarks measure against: newline
 // JSON-RPC with encoding/json and nothing else. Serve answers each request
-// with its "value" param, one message at a time; Client multiplexes calls
-// from many goroutines over one pipe pair.
+// with its "value" param, one message at a time. Two clients: Client
+// multiplexes calls from many goroutines over one pipe pair (a reader
+// goroutine hands each answer to its caller), and LockStep makes one call
+// at a time, writing the request and reading the answer on the caller's
+// goroutine, with no hand-off at all: the floor of a sequential call.
 package rawecho
 
 import (
@@ -116,4 +119,40 @@ func (c *Client) Call(value json.RawMessage) json.RawMessage {
 	case <-c.done:
 		return nil
 	}
+}
+
+// LockStep calls a raw echo server one call at a time: the calling
+// goroutine writes the request and reads the answer itself. It is not safe
+// for concurrent use.
+type LockStep struct {
+	w    io.Writer
+	br   *bufio.Reader
+	next int64
+}
+
+// NewLockStep returns a lock-step client writing to w and reading r.
+func NewLockStep(r io.Reader, w io.Writer) *LockStep {
+	return &LockStep{w: w, br: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// Call sends value and returns the echo, or nil if the server went away or
+// answered something else.
+func (c *LockStep) Call(value json.RawMessage) json.RawMessage {
+	c.next++
+	id := strconv.FormatInt(c.next, 10)
+	req := request{JSONRPC: "2.0", ID: json.RawMessage(id), Method: "Init.echo"}
+	req.Params.Value = value
+	out, _ := json.Marshal(req)
+	if _, err := c.w.Write(append(out, '\n')); err != nil {
+		return nil
+	}
+	line, err := c.br.ReadBytes('\n')
+	if err != nil {
+		return nil
+	}
+	var r response
+	if json.Unmarshal(line, &r) != nil || string(r.ID) != id {
+		return nil
+	}
+	return r.Result
 }

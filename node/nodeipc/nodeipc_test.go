@@ -35,13 +35,10 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // pipe connects a client to a server serving init.
 func pipe(t *testing.T, init bridge.Object) (client, server *bridge.Conn) {
 	t.Helper()
-	c2sR, c2sW := io.Pipe()
-	s2cR, s2cW := io.Pipe()
-	server = bridge.New(c2sR, s2cW, &bridge.Options{
+	server, client = bridge.Pair(&bridge.Options{
 		Bootstrap: init, Adapter: callbacks.Default.Adapter(),
 		Discover: callbacks.Default.DiscoverObject(init), Logger: quiet,
-	})
-	client = bridge.New(s2cR, c2sW, &bridge.Options{Adapter: callbacks.Default.Adapter(), Logger: quiet})
+	}, &bridge.Options{Adapter: callbacks.Default.Adapter(), Logger: quiet})
 	t.Cleanup(func() {
 		client.Close()
 		server.Close()
