@@ -174,7 +174,7 @@ type Conn struct {
 	log    *slog.Logger
 	table  handles.Table
 	self   string // prefix of ids we mint
-	fr     *frameReader
+	fr     *Stream
 	fw     frameWriter
 	rc     io.Closer
 	wc     io.Closer
@@ -292,7 +292,8 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 	if o.Framing == FramingAuto {
 		c.fw.mode.Store(int32(FramingLines))
 	}
-	c.fr = newFrameReader(r, o.MaxMessageSize, o.Framing, func(f Framing) { c.fw.mode.Store(int32(f)) })
+	c.fr = NewStream(r, w, o.Framing, o.MaxMessageSize)
+	c.fr.onDetect = func(f Framing) { c.fw.mode.Store(int32(f)) }
 	if cl, ok := r.(io.Closer); ok {
 		c.rc = cl
 	}
@@ -421,18 +422,11 @@ func (c *Conn) readTurn() *serverCall {
 		if c.fw.over() {
 			c.waitQueued()
 		}
-		b, err := c.fr.next()
+		b, err := c.fr.Recv()
 		if err != nil {
-			var fe *frameError
+			var fe *FrameError
 			if errors.As(err, &fe) {
-				if fe.answerID != nil {
-					// An answer too large to take: fail the call that
-					// waits for it rather than leave it waiting.
-					c.failPendingWith(fe.answerID, &Error{Code: CodeLimit, Message: fmt.Sprintf("limit reached: the answer from %s exceeds the %d-byte message limit", c.opts.Name, c.opts.MaxMessageSize)})
-					continue
-				}
-				c.badInput(fe.message, fe.input)
-				c.reply(appendErrorResponse(nil, nil, &Error{Code: fe.code, Message: fe.message}))
+				c.frameFault(fe)
 				continue
 			}
 			close(c.readEnd)
