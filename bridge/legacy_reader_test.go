@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -586,4 +588,46 @@ func legacyTruncate(b []byte, n int) []byte {
 		return b[:n]
 	}
 	return b
+}
+
+// BenchmarkStreamVsLegacy reads the same line-framed input with the
+// Stream and with the bracket scanner it replaced, for small messages and
+// for 64 KiB ones.
+func BenchmarkStreamVsLegacy(b *testing.B) {
+	for _, size := range []int{100, 64 << 10} {
+		pad := strings.Repeat("x", size-60)
+		msg := `{"jsonrpc":"2.0","id":12345,"method":"Init.echo","params":{"s":"` + pad + `"}}` + "\n"
+		const n = 64
+		in := []byte(strings.Repeat(msg, n))
+		for _, impl := range []string{"stream", "legacy"} {
+			b.Run(fmt.Sprintf("%s/%d", impl, size), func(b *testing.B) {
+				b.SetBytes(int64(len(in)))
+				b.ReportAllocs()
+				for b.Loop() {
+					r := bytes.NewReader(in)
+					got := 0
+					if impl == "stream" {
+						s := NewStream(r, nil, FramingLines, 0)
+						for {
+							if _, err := s.Recv(); err != nil {
+								break
+							}
+							got++
+						}
+					} else {
+						fr := newLegacyFrameReader(r, DefaultMaxMessageSize, FramingLines, nil)
+						for {
+							if _, err := fr.next(); err != nil {
+								break
+							}
+							got++
+						}
+					}
+					if got != n {
+						b.Fatalf("read %d messages, want %d", got, n)
+					}
+				}
+			})
+		}
+	}
 }
