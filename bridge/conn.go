@@ -194,6 +194,7 @@ type Conn struct {
 	initReleased bool
 	// authed: the peer has authenticated, or need not (reader only).
 	authed    bool
+	lsp       lspState  // LSP's initialize, shutdown and exit (reader only)
 	encStates sync.Pool // *encodeState
 	decStates sync.Pool // *decodeState
 	readEnd   chan struct{}
@@ -660,7 +661,11 @@ func (c *Conn) handleOne(b []byte, bt *batch) {
 	stopping := c.stopping
 	c.mu.Unlock()
 	if stopping {
-		c.log.Debug("ignored message after shutdown began", "peer", c.opts.Name, "method", m.method)
+		if m.id != nil {
+			c.peerWarn("ignored a call after shutdown began: it is not served and not answered", "method", m.method)
+		} else {
+			c.log.Debug("ignored message after shutdown began", "peer", c.opts.Name, "method", m.method)
+		}
 		return
 	}
 	if m.params != nil && m.params.Kind() == '[' {
@@ -701,6 +706,9 @@ func (c *Conn) handleOne(b []byte, bt *batch) {
 		if m.id != nil {
 			c.answerFromReader(bt, appendResponse(nil, m.id, nil))
 		}
+		return
+	}
+	if c.lspLifecycle(&m, bt) {
 		return
 	}
 	c.dispatch(&m, bt)
