@@ -56,7 +56,7 @@ func (s *Stream) parseHeader() (length, bodyAt int, bad string, err error) {
 	lines := 0
 	for {
 		i := bytes.IndexByte(s.buf[pos:s.w], '\n')
-		if i < 0 {
+		if i < 0 || pos-s.r > maxHeader {
 			if s.w-s.r > maxHeader {
 				s.r, s.resync = s.w, true
 				return 0, 0, "LSP header block over 8 KiB", nil
