@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,6 +101,9 @@ var ErrNoDeadline = errors.New("bridge: the stream's reader does not support rea
 // *os.File pipe, a net.Conn) if it has one. A Recv that reaches the
 // deadline returns an error for which os.IsTimeout is true (usually
 // os.ErrDeadlineExceeded) and keeps the part of a message it has read.
+// The next Recv parses that part again from its start, so each timeout
+// costs time in proportion to the message read so far: deadlines are for
+// handing the reading over now and then, not for polling.
 func (s *Stream) SetReadDeadline(t time.Time) error {
 	if d, ok := s.rd.(interface{ SetReadDeadline(time.Time) error }); ok {
 		return d.SetReadDeadline(t)
@@ -297,7 +301,7 @@ func (s *Stream) syntaxFault(se *jsontext.SyntacticError) error {
 	s.r = at
 	s.skipLine = true
 	msg := se.Err.Error()
-	if se.Err.Error() == "exceeded max depth" {
+	if strings.Contains(msg, "max depth") { // jsontext's errMaxDepth
 		msg = fmt.Sprintf("nesting deeper than %d", maxDepth)
 	}
 	return &FrameError{Kind: FrameSyntax, Msg: msg, Input: input}
