@@ -53,6 +53,14 @@ type Stream struct {
 	limit     int64 // dec may be handed bytes up to this offset
 	skipLine  bool  // drop input through the next line end
 	skimming  bool  // skipping a value too large to keep
+	// A value past bigValue bytes is gathered in buf first (bigScan),
+	// up to its end or a line end, and only then parsed: the decoder
+	// would otherwise move the whole partial value at every read, which
+	// costs time in the square of its size under the race detector.
+	big      int  // bigValue; tests lower it
+	bigTried bool // the value being read has been gathered
+	bigScan  bool // gathering it
+	bigOff   int  // how far from r gathering has looked
 	stray     bool  // an LSP message in line framing: read it and drop it
 	skim      skimmer
 
@@ -82,7 +90,7 @@ func NewStream(r io.Reader, w io.Writer, f Framing, maxMessage int) *Stream {
 	if maxMessage <= 0 {
 		maxMessage = DefaultMaxMessageSize
 	}
-	s := &Stream{rd: r, wr: w, max: maxMessage, buf: make([]byte, 0, 4<<10)}
+	s := &Stream{rd: r, wr: w, max: maxMessage, big: bigValue, buf: make([]byte, 0, 4<<10)}
 	s.mode.Store(int32(f))
 	s.src.s = s
 	s.dec.Reset(&s.src, decoderOptions)
@@ -176,6 +184,9 @@ func (s *Stream) Recv() ([]byte, error) {
 			if b == nil && err == nil {
 				continue
 			}
+			if !isTimeout(err) {
+				s.bigTried = false
+			}
 			return b, err
 		}
 	}
@@ -228,7 +239,15 @@ func (s *Stream) recvLine() ([]byte, error) {
 	if s.skimming {
 		return nil, s.skimRest()
 	}
+	if s.bigScan {
+		if err := s.gather(); err != nil {
+			return nil, err
+		}
+	}
 	s.limit = s.dec.InputOffset() + int64(s.max) + 1
+	if !s.bigTried && s.big < s.max {
+		s.limit = s.dec.InputOffset() + int64(s.big) + 1
+	}
 	v, err := s.dec.ReadValue()
 	if err == nil {
 		if len(v) > s.max {
@@ -259,6 +278,10 @@ func (s *Stream) recvLine() ([]byte, error) {
 			start++
 		}
 		s.r = start
+		if !s.bigTried && s.big < s.max {
+			s.bigTried, s.bigScan, s.bigOff, s.skim = true, true, 0, skimmer{}
+			return nil, s.gather()
+		}
 		if s.w-start <= s.max {
 			return nil, nil // white space used up the budget: go on
 		}
@@ -266,6 +289,34 @@ func (s *Stream) recvLine() ([]byte, error) {
 		return nil, s.skimRest()
 	}
 	return nil, err
+}
+
+// bigValue is the size past which a value is gathered before it is
+// parsed (see Stream.bigScan).
+const bigValue = 256 << 10
+
+// gather reads a large value into buf up to its end, as the skimmer sees
+// it, or up to a line end, whichever comes first (so that a broken value
+// is still reported when its line ends), or past the size limit; the
+// decoder then parses it from buf in a few large reads.
+func (s *Stream) gather() error {
+	for {
+		chunk := s.buf[s.r+s.bigOff : s.w]
+		n := s.skim.feed(chunk)
+		line := bytes.IndexByte(chunk[:n], '\n') >= 0
+		s.bigOff += n
+		if s.skim.done || line || s.bigOff > s.max {
+			break
+		}
+		if err := s.fill(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				return err // a timeout: gathering goes on next time
+			}
+			break
+		}
+	}
+	s.bigScan = false
+	return nil
 }
 
 // syntaxFault reports a value that breaks the grammar and arranges where
