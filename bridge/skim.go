@@ -15,6 +15,7 @@ import "bytes"
 type skimmer struct {
 	started bool
 	done    bool
+	broken  bool // ended by one of the rules for broken values
 	depth   int
 	scalar  bool
 	inStr   bool
@@ -41,10 +42,29 @@ const maxSkimID = 256
 // feed follows b and returns how many of its bytes belong to the value;
 // n < len(b) means the value ended there (k.done).
 func (k *skimmer) feed(b []byte) (n int) {
-	for i, c := range b {
+	for i := 0; i < len(b); i++ {
 		if k.done {
 			return i
 		}
+		if k.inStr && !k.esc && !k.inKey && !k.inID {
+			// Jump over plain string bytes (assembly, and fast under
+			// the race detector too).
+			rest := b[i:]
+			q := bytes.IndexByte(rest, '"')
+			if q < 0 {
+				q = len(rest)
+			}
+			if e := bytes.IndexByte(rest[:q], '\\'); e >= 0 {
+				q = e
+			}
+			if e := bytes.IndexByte(rest[:q], '\n'); e >= 0 {
+				q = e
+			}
+			if i += q; i == len(b) {
+				break
+			}
+		}
+		c := b[i]
 		if !k.started {
 			if isSpace(c) {
 				continue
@@ -89,7 +109,7 @@ func (k *skimmer) feed(b []byte) (n int) {
 				k.esc = true
 			case c == '\n':
 				// Not JSON: the broken value ends with its line.
-				k.done, k.object = true, false
+				k.done, k.broken, k.object = true, true, false
 				return i + 1
 			case c == '"':
 				k.inStr = false
@@ -118,7 +138,7 @@ func (k *skimmer) feed(b []byte) (n int) {
 		}
 		if k.lineStart && (c == '{' || c == '[') && bytes.IndexByte([]byte(",:[{"), k.lastSig) < 0 {
 			// A new message begins where this one cannot go on.
-			k.done, k.object = true, false
+			k.done, k.broken, k.object = true, true, false
 			return i
 		}
 		k.lineStart = false

@@ -48,6 +48,7 @@ type Stream struct {
 
 	// Line framing.
 	dec       jsontext.Decoder
+	one       jsontext.Decoder // parses a gathered value in place
 	src       decoderSource
 	delivered int64 // bytes handed to dec since its Reset
 	limit     int64 // dec may be handed bytes up to this offset
@@ -61,8 +62,8 @@ type Stream struct {
 	bigTried bool // the value being read has been gathered
 	bigScan  bool // gathering it
 	bigOff   int  // how far from r gathering has looked
-	stray     bool  // an LSP message in line framing: read it and drop it
-	skim      skimmer
+	stray    bool // an LSP message in line framing: read it and drop it
+	skim     skimmer
 
 	// LSP framing.
 	discard int  // body bytes still to skip (a body over the limit)
@@ -243,6 +244,7 @@ func (s *Stream) recvLine() ([]byte, error) {
 		if err := s.gather(); err != nil {
 			return nil, err
 		}
+		return s.gathered()
 	}
 	s.limit = s.dec.InputOffset() + int64(s.max) + 1
 	if !s.bigTried && s.big < s.max {
@@ -280,7 +282,10 @@ func (s *Stream) recvLine() ([]byte, error) {
 		s.r = start
 		if !s.bigTried && s.big < s.max {
 			s.bigTried, s.bigScan, s.bigOff, s.skim = true, true, 0, skimmer{}
-			return nil, s.gather()
+			if err := s.gather(); err != nil {
+				return nil, err
+			}
+			return s.gathered()
 		}
 		if s.w-start <= s.max {
 			return nil, nil // white space used up the budget: go on
@@ -319,11 +324,42 @@ func (s *Stream) gather() error {
 	return nil
 }
 
+// gathered parses a value gathered in buf, if the skimmer saw it end
+// cleanly, in one pass over buf; otherwise it leaves it to the decoder
+// (nil, nil).
+func (s *Stream) gathered() ([]byte, error) {
+	n := s.bigOff
+	if n > s.max {
+		s.skimming, s.skim = true, skimmer{}
+		return nil, s.skimRest()
+	}
+	if !s.skim.done || s.skim.broken {
+		return nil, nil
+	}
+	s.one.Reset(bytes.NewBuffer(s.buf[s.r:s.r+n]), decoderOptions)
+	v, err := s.one.ReadValue()
+	if err == nil {
+		s.r += len(v)
+		return v, nil
+	}
+	var se *jsontext.SyntacticError
+	if errors.As(err, &se) && !errors.Is(se.Err, io.ErrUnexpectedEOF) {
+		return nil, s.faultAt(int(se.ByteOffset), se)
+	}
+	return nil, nil
+}
+
 // syntaxFault reports a value that breaks the grammar and arranges where
 // reading resumes.
 func (s *Stream) syntaxFault(se *jsontext.SyntacticError) error {
 	off := int(se.ByteOffset - s.dec.InputOffset())
 	s.leaveDecoder()
+	return s.faultAt(off, se)
+}
+
+// faultAt reports the syntax error se at buf[r+off] and arranges where
+// reading resumes.
+func (s *Stream) faultAt(off int, se *jsontext.SyntacticError) error {
 	start := s.r
 	for start < s.w && isSpace(s.buf[start]) {
 		start++
@@ -370,10 +406,15 @@ func opensLine(b []byte) bool {
 // at them.
 func (s *Stream) leaveDecoder() {
 	un := s.dec.UnreadBuffer()
-	rest := s.buf[s.r:s.w]
-	nb := make([]byte, 0, max(len(un)+len(rest), 4<<10))
-	nb = append(append(nb, un...), rest...)
-	s.buf, s.r, s.w = nb, 0, len(nb)
+	if len(un) <= s.r {
+		// Usually the bytes came from buf and there is room before r.
+		s.r -= copy(s.buf[s.r-len(un):s.r], un)
+	} else {
+		rest := s.buf[s.r:s.w]
+		nb := make([]byte, 0, max(len(un)+len(rest), 4<<10))
+		nb = append(append(nb, un...), rest...)
+		s.buf, s.r, s.w = nb, 0, len(nb)
+	}
 	s.dec.Reset(&s.src, decoderOptions)
 	s.delivered = 0
 }
