@@ -25,7 +25,9 @@ import (
 // without waiting for more input. Recovery then resumes at the next line;
 // except that when the offending byte is a '{' or '[' opening a line, the
 // broken value is taken to be unterminated and reading resumes at that
-// byte, the start of the next message.
+// byte, the start of the next message. A value past 256 KiB is first
+// gathered up to its end or its line end and then parsed in one pass, so
+// a fault in it is reported when its line ends.
 //
 // A read deadline set with SetReadDeadline interrupts Recv: it returns the
 // timeout error and keeps whatever part of a message it had read, so a
