@@ -34,8 +34,31 @@ const (
 // defaults described on each field.
 type Options struct {
 	// Name is the name under which the child appears in forwarded stderr
-	// lines and in errors. Empty means the base name of the executable.
+	// lines and in errors. Empty means the base name of the executable,
+	// and for a launched child (see Launcher) that name, "@" and where the
+	// launcher runs it, e.g. "mpwallet@host".
 	Name string
+
+	// Launcher, if not empty, runs the child elsewhere: it is a command
+	// line that runs a command given after it with stdin, stdout and stderr
+	// carried as they are, such as {"ssh", "host"},
+	// {"docker", "exec", "-i", "box"} or {"kubectl", "exec", "-i", "pod", "--"}.
+	// The launcher's program is looked up here (as LookPath does); the
+	// child's argv[0] is not, it is passed on as given, for the far side to
+	// find. When the launcher is ssh (its program, or the program after a
+	// wrapper such as sudo or sshpass), which joins its arguments into one
+	// command line for the remote user's shell, the child's words are
+	// quoted for a POSIX shell and -T is added after ssh; any other launcher
+	// gets them as separate arguments.
+	//
+	// The launched child's pid is not known here: Pid, ExitError.Pid and
+	// signals concern the launcher, which runs in its own process group
+	// (SIGTERM and SIGKILL go to the whole group). Env and Dir apply to the
+	// launcher: ssh does not carry environment variables, so settings the
+	// child needs go on its command line. Closing stdin (Stop) ends a
+	// cooperative remote child; a remote child that is stopped or hung is
+	// cut off when the launcher is killed, but left to the far side.
+	Launcher Command
 
 	// Args are extra arguments appended after -serve (Start and Spawn
 	// only; StartCommand and SpawnCommand take the whole command line).
@@ -73,6 +96,7 @@ type Options struct {
 // concurrent use.
 type Process struct {
 	name       string
+	via        string // the launcher's program name; "" for a local child
 	cmd        *exec.Cmd
 	stdin      *os.File
 	stdout     *os.File
@@ -86,8 +110,10 @@ type Process struct {
 
 // Start runs the executable found by LookPath(name) as
 // "<exe> -serve [opts.Args...]" with pipes for its stdin, stdout and stderr,
-// the way a bridge executable is started as a child. A nil opts selects the
-// defaults. See StartCommand for children that take other arguments.
+// the way a bridge executable is started as a child. With opts.Launcher,
+// name is not looked up here but passed to the launcher as it is. A nil
+// opts selects the defaults. See StartCommand for children that take other
+// arguments.
 func Start(name string, opts *Options) (*Process, error) {
 	var args []string
 	if opts != nil {
@@ -97,7 +123,8 @@ func Start(name string, opts *Options) (*Process, error) {
 }
 
 // StartCommand runs argv as given, with no -serve added (argv[0] is looked
-// up as LookPath does), with pipes for its stdin, stdout and stderr: any
+// up as LookPath does, or with opts.Launcher passed on for the far side to
+// find), with pipes for its stdin, stdout and stderr: any
 // executable that speaks the protocol on stdin and stdout, whatever its
 // language or flags. opts.Args is ignored. A nil opts selects the defaults.
 //
@@ -114,12 +141,23 @@ func StartCommand(argv []string, opts *Options) (*Process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("spawn: empty command line")
 	}
-	path, err := LookPath(argv[0])
+	line, via, where := argv, "", ""
+	if len(opts.Launcher) > 0 {
+		var err error
+		if line, via, where, err = launchLine(opts.Launcher, argv); err != nil {
+			return nil, err
+		}
+	}
+	path, err := LookPath(line[0])
 	if err != nil {
 		return nil, err
 	}
 	display := opts.Name
-	if display == "" {
+	switch {
+	case display != "":
+	case via != "":
+		display = filepath.Base(argv[0]) + "@" + where
+	default:
 		display = filepath.Base(path)
 	}
 	stderrW := opts.Stderr
@@ -164,7 +202,7 @@ func StartCommand(argv []string, opts *Options) (*Process, error) {
 		return nil, fmt.Errorf("spawn: %s: %w", display, err)
 	}
 
-	cmd := exec.Command(path, argv[1:]...)
+	cmd := exec.Command(path, line[1:]...)
 	cmd.Env = opts.Env
 	cmd.Dir = opts.Dir
 	cmd.Stdin = inR
@@ -186,6 +224,7 @@ func StartCommand(argv []string, opts *Options) (*Process, error) {
 
 	p := &Process{
 		name:       display,
+		via:        via,
 		cmd:        cmd,
 		stdin:      inW,
 		stdout:     outR,
@@ -196,7 +235,7 @@ func StartCommand(argv []string, opts *Options) (*Process, error) {
 	fw := &forwarder{
 		r:      errR,
 		w:      stderrW,
-		prefix: fmt.Sprintf("%s[%d]: ", display, cmd.Process.Pid),
+		prefix: p.label() + ": ",
 		tail:   newRing(tailLines),
 		done:   make(chan struct{}),
 	}
@@ -234,7 +273,7 @@ func (p *Process) reap(fw *forwarder) {
 
 // exitError converts an error from cmd.Wait into an *ExitError.
 func (p *Process) exitError(waitErr error, tail []string) *ExitError {
-	e := &ExitError{Name: p.name, Pid: p.Pid(), Code: -1, Tail: tail, err: waitErr}
+	e := &ExitError{Name: p.name, Pid: p.Pid(), Launcher: p.via, Code: -1, Tail: tail, err: waitErr}
 	var xe *exec.ExitError
 	if errors.As(waitErr, &xe) {
 		if ws, ok := xe.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -247,11 +286,34 @@ func (p *Process) exitError(waitErr error, tail []string) *ExitError {
 }
 
 // Name returns the display name of the child: Options.Name, or the base name
-// of its executable.
+// of its executable (followed by "@" and where it runs, for a launched
+// child).
 func (p *Process) Name() string { return p.name }
 
-// Pid returns the process id of the child.
+// Pid returns the process id of the child, or for a launched child (see
+// Options.Launcher) that of its launcher.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// label names the child in messages: "name[pid]", or for a launched child,
+// whose pid is not known here, just its name ("mpwallet@host").
+func (p *Process) label() string {
+	if p.via != "" {
+		return p.name
+	}
+	return fmt.Sprintf("%s[%d]", p.name, p.Pid())
+}
+
+// signal sends sig to the child, or to a launcher's whole process group
+// (ssh may have started helpers of its own, such as a ProxyCommand).
+func (p *Process) signal(sig syscall.Signal) error {
+	if p.via != "" {
+		if err := syscall.Kill(-p.Pid(), sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return err
+		}
+		return nil
+	}
+	return p.cmd.Process.Signal(sig)
+}
 
 // Stdin returns the write end of the pipe connected to the child's standard
 // input. Closing it asks a cooperative child to exit; Stop closes it too.
@@ -284,6 +346,7 @@ func (p *Process) Err() error {
 // exit, then sends SIGTERM and waits Options.TermGrace, then sends SIGKILL.
 // Stop may be called more than once, concurrently, and after the child has
 // exited; every call waits for the same shutdown and returns the same result.
+// The signals of a launched child go to its launcher's process group.
 func (p *Process) Stop() error {
 	p.stopOnce.Do(p.stop)
 	return p.Err()
@@ -294,11 +357,11 @@ func (p *Process) stop() {
 	if p.waitFor(p.closeGrace) {
 		return
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM) // fails only if already gone
+	p.signal(syscall.SIGTERM) // fails only if already gone
 	if p.waitFor(p.termGrace) {
 		return
 	}
-	p.cmd.Process.Kill()
+	p.signal(syscall.SIGKILL)
 	<-p.done
 }
 
@@ -314,16 +377,17 @@ func (p *Process) waitFor(d time.Duration) bool {
 	}
 }
 
-// Kill sends SIGKILL to the child without waiting for it to exit; wait on
-// Done for that. It does nothing if the child has already exited.
+// Kill sends SIGKILL to the child (for a launched child, to its launcher's
+// process group) without waiting for it to exit; wait on Done for that. It
+// does nothing if the child has already exited.
 func (p *Process) Kill() error {
 	select {
 	case <-p.done:
 		return nil
 	default:
 	}
-	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("spawn: kill %s[%d]: %w", p.name, p.Pid(), err)
+	if err := p.signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("spawn: kill %s: %w", p.label(), err)
 	}
 	return nil
 }
@@ -332,8 +396,12 @@ func (p *Process) Kill() error {
 type ExitError struct {
 	// Name is the display name of the child.
 	Name string
-	// Pid is the process id the child had.
+	// Pid is the process id the child had; for a launched child, the
+	// launcher's.
 	Pid int
+	// Launcher is the program name of the child's launcher (see
+	// Options.Launcher), such as "ssh", or "" for a child started directly.
+	Launcher string
 	// Code is the exit status, or -1 if the child was killed by a signal.
 	Code int
 	// Signal is the signal that killed the child, or 0 if it exited.
@@ -347,8 +415,13 @@ type ExitError struct {
 
 // Error describes how the child ended, for example
 // "mpwallet[4242] exited with status 3" or
-// "mpwallet[4242] killed by signal 9".
+// "mpwallet[4242] killed by signal 9". A launched child is named without a
+// pid, as in "mpwallet@host exited with status 3", and a signal is the
+// launcher's: "mpwallet@host lost: ssh[4242] killed by signal 9".
 func (e *ExitError) Error() string {
+	if e.Launcher != "" {
+		return e.launchedError()
+	}
 	switch {
 	case e.Signal != 0:
 		return fmt.Sprintf("%s[%d] killed by signal %d", e.Name, e.Pid, int(e.Signal))
@@ -358,6 +431,24 @@ func (e *ExitError) Error() string {
 		return fmt.Sprintf("%s[%d] ended abnormally: %v", e.Name, e.Pid, e.err)
 	default:
 		return fmt.Sprintf("%s[%d] ended abnormally", e.Name, e.Pid)
+	}
+}
+
+// launchedError is Error for a launched child.
+func (e *ExitError) launchedError() string {
+	switch {
+	case e.Signal != 0:
+		return fmt.Sprintf("%s lost: %s[%d] killed by signal %d", e.Name, e.Launcher, e.Pid, int(e.Signal))
+	case e.Launcher == "ssh" && e.Code == 255:
+		// ssh's own failures and a remote child killed by a signal both
+		// end ssh with 255; its stderr (in Tail) tells which.
+		return fmt.Sprintf("%s ended: ssh exited with status 255 (connection failed or lost, or the remote child was killed by a signal)", e.Name)
+	case e.Code >= 0:
+		return fmt.Sprintf("%s exited with status %d", e.Name, e.Code)
+	case e.err != nil:
+		return fmt.Sprintf("%s ended abnormally: %v", e.Name, e.err)
+	default:
+		return fmt.Sprintf("%s ended abnormally", e.Name)
 	}
 }
 

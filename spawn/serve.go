@@ -22,6 +22,10 @@
 // The process lifecycle (lookup, stderr forwarding, exit status, graceful
 // then forceful stop) is Start and Process; Serve and Spawn put a
 // bridge.Conn on top of it.
+//
+// A child can run on another machine, or in a container, through a launcher
+// that carries its stdio (Options.Launcher: ssh, docker exec -i, kubectl
+// exec -i); it is then named after where it runs, as in mpwallet@host.
 package spawn
 
 import (
@@ -156,7 +160,7 @@ func connect(p *Process, copts *bridge.Options) *Child {
 	if o.Adapter == nil {
 		o.Adapter = callbacks.Default.Adapter()
 	}
-	o.Name = fmt.Sprintf("%s[%d]", p.Name(), p.Pid())
+	o.Name = p.label()
 	if o.Framing == bridge.FramingAuto {
 		// The parent chooses the framing; a child's banner line must not
 		// switch it.
@@ -212,12 +216,12 @@ func exitReport(p *Process, d time.Duration) *bridge.Error {
 	select {
 	case <-p.Done():
 	case <-t.C:
-		return &bridge.Error{Code: bridge.CodeDisconnected, Message: fmt.Sprintf("%s[%d] closed its output", p.Name(), p.Pid())}
+		return &bridge.Error{Code: bridge.CodeDisconnected, Message: p.label() + " closed its output"}
 	}
 	err := p.Err()
 	var ee *ExitError
 	if err == nil {
-		return &bridge.Error{Code: bridge.CodeDisconnected, Message: fmt.Sprintf("%s[%d] exited with status 0", p.Name(), p.Pid())}
+		return &bridge.Error{Code: bridge.CodeDisconnected, Message: p.label() + " exited with status 0"}
 	}
 	e := &bridge.Error{Code: bridge.CodeDisconnected, Message: err.Error()}
 	if errors.As(err, &ee) && len(ee.Tail) > 0 {

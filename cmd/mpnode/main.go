@@ -29,6 +29,14 @@
 // without one until an mpwallet -connect attaches. The chain is stored in
 // DIR/chain.sqlite and the wallets in DIR/wallets/wallet.sqlite, the same
 // files whichever layout runs; without -datadir everything is in memory.
+//
+// -wallet-launcher runs the spawned wallet elsewhere through a command
+// that carries stdio as it is: -wallet-launcher='ssh host',
+// 'docker exec -i box' or 'kubectl exec -i pod --'. The wallet's command
+// line (-wallet-path, default mpwallet, found by the far side; then
+// -serve, -liveness and -datadir=DIR/wallets, a path on the far side) is
+// appended to it, and the wallet is named after where it runs, as in
+// "mpwallet@host".
 package main
 
 import (
@@ -61,6 +69,8 @@ type config struct {
 	listen     string
 	datadir    string
 	walletMode string
+	walletPath string
+	launcher   spawn.Command
 	maxMessage int
 	maxQueued  int
 	liveness   time.Duration
@@ -76,6 +86,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.listen, "listen", "", "serve every connection on `ADDR` ("+sockflags.AddrForms+") until SIGINT or SIGTERM")
 	fs.StringVar(&c.datadir, "datadir", "", "store the chain and wallets in `DIR` (default: in memory)")
 	fs.StringVar(&c.walletMode, "wallet", "spawn", "the node's wallet: spawn (an mpwallet process), inproc (in this process) or none")
+	fs.StringVar(&c.walletPath, "wallet-path", "mpwallet", "the wallet `program` that -wallet=spawn runs: found beside mpnode or in PATH, or with -wallet-launcher by the far side")
+	fs.Var(&c.launcher, "wallet-launcher", "run the spawned wallet through this `command` (e.g. 'ssh host', 'docker exec -i box'), which gets the wallet's command line appended")
 	fs.IntVar(&c.maxMessage, "max-message", bridge.DefaultMaxMessageSize, "largest message accepted, in `bytes`")
 	fs.DurationVar(&c.drain, "drain", bridge.DefaultDrainTimeout, "how long shutdown waits for running calls")
 	fs.IntVar(&c.maxQueued, "max-queued", bridge.DefaultMaxQueued, "unsent output per connection, in `bytes`, past which a peer's input is paused until it reads")
@@ -95,6 +107,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("give one of -serve and -listen=ADDR")
 	case c.walletMode != "spawn" && c.walletMode != "inproc" && c.walletMode != "none":
 		return nil, fmt.Errorf("bad -wallet %q: want spawn, inproc or none", c.walletMode)
+	case c.walletMode != "spawn" && (len(c.launcher) > 0 || c.walletPath != "mpwallet"):
+		return nil, fmt.Errorf("-wallet-launcher and -wallet-path are for -wallet=spawn, not -wallet=%s", c.walletMode)
 	}
 	if c.listen != "" {
 		if err := c.sock.Check(c.listen); err != nil {
@@ -184,7 +198,7 @@ func startWallet(c *config, bc *node.Blockchain, svc *nodeinit.Service, opts *br
 		if dir != "" {
 			args = append(args, "-datadir="+dir)
 		}
-		child, err := spawn.Spawn("mpwallet", &spawn.Options{Args: args}, &bridge.Options{
+		child, err := spawn.Spawn(c.walletPath, &spawn.Options{Args: args, Launcher: c.launcher}, &bridge.Options{
 			MaxMessageSize: opts.MaxMessageSize, DrainTimeout: opts.DrainTimeout,
 			MaxQueued: opts.MaxQueued, Liveness: opts.Liveness, Logger: log,
 		})
