@@ -109,7 +109,7 @@ func errorsAs(err error, e **sg.Error) bool {
 
 // TestCallAfterReleaseOfInitIsLogged: a call that arrives after the
 // release of init is not served and not answered, and a line is logged
-// (PROTOCOL.md §9). A call still running holds the drain open, so the
+// (PROTOCOL.md §10). A call still running holds the drain open, so the
 // late call is surely read.
 func TestCallAfterReleaseOfInitIsLogged(t *testing.T) {
 	var logs syncLog
