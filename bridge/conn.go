@@ -50,6 +50,7 @@ type Conn struct {
 	initReleased bool
 	// authed: the peer has authenticated, or need not (reader only).
 	authed    bool
+	lsp       lspState  // LSP's initialize, shutdown and exit (reader only)
 	encStates sync.Pool // *encodeState
 	decStates sync.Pool // *decodeState
 	readEnd   chan struct{}
@@ -86,6 +87,7 @@ type state struct {
 	linger    *time.Timer // armed while the role is free: lingerEnd
 
 	nrun     int                     // requests and notifications being served
+	quiet    []chan struct{}         // closed by update when nrun is next 0
 	inflight map[string]*incoming    // the peer's requests being served, by id
 	serials  map[string]*serialQueue // queues of serial objects with calls queued or running
 
@@ -110,9 +112,16 @@ func (c *Conn) update(f func(s *state)) {
 	if idle {
 		c.st.idleClosed = true
 	}
+	var quiet []chan struct{}
+	if c.st.nrun == 0 {
+		quiet, c.st.quiet = c.st.quiet, nil
+	}
 	c.mu.Unlock()
 	if idle {
 		close(c.idle)
+	}
+	for _, ch := range quiet {
+		close(ch)
 	}
 }
 
@@ -182,7 +191,9 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 	if o.Framing == FramingAuto {
 		c.fw.mode.Store(int32(FramingLines))
 	}
-	c.fr = newFrameReader(r, o.MaxMessageSize, o.Framing, func(f Framing) { c.fw.mode.Store(int32(f)) })
+	st := NewStream(r, w, o.Framing, o.MaxMessageSize)
+	st.onDetect = func(f Framing) { c.fw.mode.Store(int32(f)) }
+	c.fr = st
 	if cl, ok := r.(io.Closer); ok {
 		c.rc = cl
 	}

@@ -20,7 +20,10 @@
 //	err := client.Call(ctx, "Init.add", map[string]int{"a": 2, "b": 3}, &sum)
 //
 // Framing (newline-delimited JSON, or LSP headers) is detected from the
-// first bytes received, and answers follow it.
+// first bytes received, and answers follow it. The framing layer is its
+// own small type that knows nothing of JSON-RPC: a Channel (Recv, Send,
+// Close) of whole messages, either a Stream over bytes (NewStream) or an
+// in-memory Pipe; what it cannot deliver it reports as a *FrameError.
 //
 // # Objects and handles
 //

@@ -24,12 +24,6 @@ const (
 	CodeCancelled      = -32800 // the call was cancelled
 )
 
-// unexported aliases keep the framing code short.
-const (
-	codeParseError     = CodeParseError
-	codeInvalidRequest = CodeInvalidRequest
-)
-
 // Error is a JSON-RPC error object. Methods may return one to choose the
 // code and attach data; any other error is sent as CodeApplication with the
 // error's text as the message.

@@ -2,11 +2,8 @@ package bridge
 
 import (
 	"bytes"
-	"errors"
-	"io"
 	"strings"
 	"testing"
-	"testing/iotest"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -26,48 +23,6 @@ var fuzzSeeds = []string{
 	`{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}`,
 	"Content-Length: 0\r\n\r\nContent-Length: 2\r\n\r\n  ", // empty bodies used to crash the reader
 	"Warning: starting up\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1}\n",
-}
-
-// FuzzFrameReader checks that the reader never panics or loops, that
-// every message it returns is within the limit, and that reading in tiny
-// chunks gives the same messages as reading at once.
-func FuzzFrameReader(f *testing.F) {
-	for _, s := range fuzzSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		whole := readAll(t, bytes.NewReader(in))
-		split := readAll(t, iotest.OneByteReader(bytes.NewReader(in)))
-		if strings.Join(whole, "\x00") != strings.Join(split, "\x00") {
-			t.Fatalf("chunking changed the result:\n%q\n%q", whole, split)
-		}
-	})
-}
-
-func readAll(t *testing.T, r io.Reader) []string {
-	const max = 256
-	fr := newFrameReader(r, max, FramingAuto, nil)
-	var out []string
-	for i := 0; ; i++ {
-		if i > 100000 {
-			t.Fatal("reader does not terminate")
-		}
-		b, err := fr.next()
-		var fe *frameError
-		switch {
-		case errors.As(err, &fe):
-			out = append(out, "error "+fe.message)
-		case err == io.EOF:
-			return out
-		case err != nil:
-			t.Fatalf("unexpected error %v", err)
-		default:
-			if len(b) > max {
-				t.Fatalf("message of %d bytes over the %d limit", len(b), max)
-			}
-			out = append(out, string(b))
-		}
-	}
 }
 
 // FuzzDecodeMessage checks that decoding never panics, that a decoded

@@ -145,7 +145,11 @@ func (c *Conn) handleOne(b []byte, bt *batch) {
 	stopped := c.st.stopped()
 	c.mu.Unlock()
 	if stopped {
-		c.log.Debug("ignored message after shutdown began", "peer", c.opts.Name, "method", m.method)
+		if m.id != nil {
+			c.peerWarn("ignored a call after shutdown began: it is not served and not answered", "method", m.method)
+		} else {
+			c.log.Debug("ignored message after shutdown began", "peer", c.opts.Name, "method", m.method)
+		}
 		return
 	}
 	if m.params != nil && m.params.Kind() == '[' {
@@ -186,6 +190,9 @@ func (c *Conn) handleOne(b []byte, bt *batch) {
 		if m.id != nil {
 			c.answerFromReader(bt, appendResponse(nil, m.id, nil))
 		}
+		return
+	}
+	if c.lspLifecycle(&m, bt) {
 		return
 	}
 	c.dispatch(&m, bt)

@@ -4,22 +4,21 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
 // msgReader is what the reading role reads: whole messages, one at a time.
 // frameReader (framing.go) is the one in use; any other drops in here.
 type msgReader interface {
-	// next returns the next message, valid until the next call; a
-	// *frameError for a message that was skipped; io.EOF at the end of
+	// Recv returns the next message, valid until the next call; a
+	// *FrameError for a message that was skipped; io.EOF at the end of
 	// input, or another read error.
-	next() ([]byte, error)
+	Recv() ([]byte, error)
 	// lastInput is when input last arrived, for the liveness check.
 	lastInput() time.Time
 }
 
-func (fr *frameReader) lastInput() time.Time { return time.Unix(0, fr.lastRead.Load()) }
+func (s *Stream) lastInput() time.Time { return time.Unix(0, s.lastRead.Load()) }
 
 // The reading role.
 //
@@ -122,18 +121,11 @@ func (c *Conn) readMsg() (run *serverCall, end error) {
 	if c.fw.over() {
 		c.waitQueued()
 	}
-	b, err := c.fr.next()
+	b, err := c.fr.Recv()
 	if err != nil {
-		var fe *frameError
+		var fe *FrameError
 		if errors.As(err, &fe) {
-			if fe.answerID != nil {
-				// An answer too large to take: fail the call that
-				// waits for it rather than leave it waiting.
-				c.failPendingWith(fe.answerID, &Error{Code: CodeLimit, Message: fmt.Sprintf("limit reached: the answer from %s exceeds the %d-byte message limit", c.opts.Name, c.opts.MaxMessageSize)})
-				return nil, nil
-			}
-			c.badInput(fe.message, fe.input)
-			c.reply(appendErrorResponse(nil, nil, &Error{Code: fe.code, Message: fe.message}))
+			c.frameFault(fe)
 			return nil, nil
 		}
 		close(c.readEnd)
