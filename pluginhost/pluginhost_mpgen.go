@@ -378,10 +378,10 @@ func (o *registrationObject) callDispose(ctx context.Context, p *bridge.Params) 
 func OpenRPCAPI() []byte { return []byte(apiOpenRPC) }
 
 const apiOpenRPC = `[
-{"name":"Host.getSetting","paramStructure":"by-name","params":[{"name":"key","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{}}},
-{"name":"Host.log","paramStructure":"by-name","params":[{"name":"level","required":true,"schema":{"type":"string"}},{"name":"message","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"type":"null"}}},
-{"name":"Host.registerCommand","paramStructure":"by-name","params":[{"name":"name","required":true,"schema":{"type":"string"}},{"name":"title","required":true,"schema":{"type":"string"}},{"name":"run","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Command handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Registration handle","type":"object"}}},
-{"name":"Host.showMessage","paramStructure":"by-name","params":[{"name":"message","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"type":"null"}}}
+{"description":"getSetting returns the value of the setting key from the plugin's\nmanifest (\"settings\"), or null if it has none.","name":"Host.getSetting","paramStructure":"by-name","params":[{"name":"key","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{}},"tags":[{"description":"API is what a plugin may call back (\"Host\" on the wire): each plugin\ngets its own, which serves only the methods its manifest lists under\n\"permissions\" (others fail with code -32601, naming the missing\npermission).","name":"Host"}]},
+{"description":"log writes a line to the host's log, prefixed with the plugin's\nname. level is \"debug\", \"info\", \"warn\" or \"error\". Lines over the\nplugin's rate limit are dropped and counted, and the call fails\nwith code -32003.","name":"Host.log","paramStructure":"by-name","params":[{"name":"level","required":true,"schema":{"type":"string"}},{"name":"message","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"type":"null"}},"tags":[{"description":"API is what a plugin may call back (\"Host\" on the wire): each plugin\ngets its own, which serves only the methods its manifest lists under\n\"permissions\" (others fail with code -32601, naming the missing\npermission).","name":"Host"}]},
+{"description":"registerCommand makes run callable as the command name, described\nby title, until the returned Registration is disposed or released,\nor the plugin stops. A name another plugin has registered is\nrefused.","name":"Host.registerCommand","paramStructure":"by-name","params":[{"name":"name","required":true,"schema":{"type":"string"}},{"name":"title","required":true,"schema":{"type":"string"}},{"name":"run","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Command handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Registration handle","type":"object"}},"tags":[{"description":"API is what a plugin may call back (\"Host\" on the wire): each plugin\ngets its own, which serves only the methods its manifest lists under\n\"permissions\" (others fail with code -32601, naming the missing\npermission).","name":"Host"}]},
+{"description":"showMessage shows a message to the user.","name":"Host.showMessage","paramStructure":"by-name","params":[{"name":"message","required":true,"schema":{"type":"string"}}],"result":{"name":"result","schema":{"type":"null"}},"tags":[{"description":"API is what a plugin may call back (\"Host\" on the wire): each plugin\ngets its own, which serves only the methods its manifest lists under\n\"permissions\" (others fail with code -32601, naming the missing\npermission).","name":"Host"}]}
 ]`
 
 // OpenRPCCommand returns the OpenRPC method objects that rpc.discover lists
@@ -389,7 +389,7 @@ const apiOpenRPC = `[
 func OpenRPCCommand() []byte { return []byte(commandOpenRPC) }
 
 const commandOpenRPC = `[
-{"name":"Command.call","paramStructure":"by-name","params":[{"name":"args","required":true,"schema":{"items":{"type":"string"},"type":"array"}}],"result":{"name":"result","schema":{"type":"string"}}}
+{"name":"Command.call","paramStructure":"by-name","params":[{"name":"args","required":true,"schema":{"items":{"type":"string"},"type":"array"}}],"result":{"name":"result","schema":{"type":"string"}},"tags":[{"description":"Command runs a command with the words the user typed after its name and\nreturns the text to show.","name":"Command"}]}
 ]`
 
 // OpenRPCExtension returns the OpenRPC method objects that rpc.discover lists
@@ -397,7 +397,7 @@ const commandOpenRPC = `[
 func OpenRPCExtension() []byte { return []byte(extensionOpenRPC) }
 
 const extensionOpenRPC = `[
-{"name":"Extension.deactivate","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"null"}}}
+{"description":"deactivate is called before the host stops the plugin in order (not\nafter a crash). The plugin should save what it must; the host then\nreleases the Extension and the plugin's Init, and the process\nshould exit.","name":"Extension.deactivate","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"null"}},"tags":[{"description":"Extension is an active plugin, as Plugin.Activate returns it.","name":"Extension"}]}
 ]`
 
 // OpenRPCPlugin returns the OpenRPC method objects that rpc.discover lists
@@ -405,7 +405,7 @@ const extensionOpenRPC = `[
 func OpenRPCPlugin() []byte { return []byte(pluginOpenRPC) }
 
 const pluginOpenRPC = `[
-{"name":"Init.activate","paramStructure":"by-name","params":[{"name":"host","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Host handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Extension handle","type":"object"}}}
+{"description":"activate starts the plugin. host stays valid for as long as the\nreturned Extension lives: the host keeps it until it deactivates the\nplugin. Commands are registered through host.RegisterCommand, during\nActivate or later.","name":"Init.activate","paramStructure":"by-name","params":[{"name":"host","required":true,"schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Host handle","type":"object"}}],"result":{"name":"result","schema":{"additionalProperties":false,"properties":{"$handle":{"type":"string"}},"required":["$handle"],"title":"Extension handle","type":"object"}},"tags":[{"description":"Plugin is the bootstrap object a plugin process serves on its stdin and\nstdout (\"Init\" on the wire). The host calls Activate once, right after\nstarting the plugin, with the plugin's own Host.","name":"Init"}]}
 ]`
 
 // OpenRPCRegistration returns the OpenRPC method objects that rpc.discover lists
@@ -413,7 +413,7 @@ const pluginOpenRPC = `[
 func OpenRPCRegistration() []byte { return []byte(registrationOpenRPC) }
 
 const registrationOpenRPC = `[
-{"name":"Registration.dispose","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"null"}}}
+{"name":"Registration.dispose","paramStructure":"by-name","params":[],"result":{"name":"result","schema":{"type":"null"}},"tags":[{"description":"Registration is a registered command. Dispose unregisters it; so does\nreleasing it.","name":"Registration"}]}
 ]`
 
 func init() {
@@ -427,17 +427,29 @@ func init() {
 		},
 		Proxy:    func(r *bridge.Remote) API { return apiProxy{r} },
 		Dispatch: func(impl API) bridge.Object { return &apiObject{impl} },
+		Doc:      "API is what a plugin may call back (\"Host\" on the wire): each plugin\ngets its own, which serves only the methods its manifest lists under\n\"permissions\" (others fail with code -32601, naming the missing\npermission).",
+		Docs: map[string]string{
+			"GetSetting":      "getSetting returns the value of the setting key from the plugin's\nmanifest (\"settings\"), or null if it has none.",
+			"Log":             "log writes a line to the host's log, prefixed with the plugin's\nname. level is \"debug\", \"info\", \"warn\" or \"error\". Lines over the\nplugin's rate limit are dropped and counted, and the call fails\nwith code -32003.",
+			"RegisterCommand": "registerCommand makes run callable as the command name, described\nby title, until the returned Registration is disposed or released,\nor the plugin stops. A name another plugin has registered is\nrefused.",
+			"ShowMessage":     "showMessage shows a message to the user.",
+		},
 	})
 	callbacks.RegisterFuncType(callbacks.Func[Command]{
 		Name:     "Command",
 		Params:   []string{"args"},
 		Proxy:    commandProxy,
 		Dispatch: func(impl Command) bridge.Object { return &commandObject{impl} },
+		Doc:      "Command runs a command with the words the user typed after its name and\nreturns the text to show.",
 	})
 	callbacks.Register(callbacks.Interface[Extension]{
 		Name:     "Extension",
 		Proxy:    func(r *bridge.Remote) Extension { return extensionProxy{r} },
 		Dispatch: func(impl Extension) bridge.Object { return &extensionObject{impl} },
+		Doc:      "Extension is an active plugin, as Plugin.Activate returns it.",
+		Docs: map[string]string{
+			"Deactivate": "deactivate is called before the host stops the plugin in order (not\nafter a crash). The plugin should save what it must; the host then\nreleases the Extension and the plugin's Init, and the process\nshould exit.",
+		},
 	})
 	callbacks.Register(callbacks.Interface[Plugin]{
 		Name: "Init",
@@ -446,10 +458,15 @@ func init() {
 		},
 		Proxy:    func(r *bridge.Remote) Plugin { return pluginProxy{r} },
 		Dispatch: func(impl Plugin) bridge.Object { return &pluginObject{impl} },
+		Doc:      "Plugin is the bootstrap object a plugin process serves on its stdin and\nstdout (\"Init\" on the wire). The host calls Activate once, right after\nstarting the plugin, with the plugin's own Host.",
+		Docs: map[string]string{
+			"Activate": "activate starts the plugin. host stays valid for as long as the\nreturned Extension lives: the host keeps it until it deactivates the\nplugin. Commands are registered through host.RegisterCommand, during\nActivate or later.",
+		},
 	})
 	callbacks.Register(callbacks.Interface[Registration]{
 		Name:     "Registration",
 		Proxy:    func(r *bridge.Remote) Registration { return registrationProxy{r} },
 		Dispatch: func(impl Registration) bridge.Object { return &registrationObject{impl} },
+		Doc:      "Registration is a registered command. Dispose unregisters it; so does\nreleasing it.",
 	})
 }
