@@ -61,7 +61,7 @@ func TestDatadirModes(t *testing.T) {
 		sock := "unix:" + filepath.Join(filepath.Dir(dir), "n.sock")
 		n := start(t, "mpnode", "-listen="+sock, "-datadir="+dir)
 		n.waitLine(`listening on`)
-		out, errOut, code = gui(t, "", "-connect="+sock, "-datadir="+dir, "generate", "2")
+		out, errOut, code = gui(t, "createwallet default\ngenerate 2\n", "-connect="+sock, "-datadir="+dir)
 		if code != 0 {
 			t.Fatalf("mpgui generate: %d\n%s\n%s", code, out, errOut)
 		}
@@ -131,7 +131,13 @@ func TestDatadirURICharacters(t *testing.T) {
 			parent := t.TempDir()
 			dir := filepath.Join(parent, name)
 			for i, want := range []string{"1", "2"} {
-				out, errOut, code := gui(t, "", "-datadir="+dir, "generate", "1")
+				// The first run creates the wallet; the second finds it
+				// (the only one) in the directory.
+				stdin, args := "createwallet w\ngenerate 1\n", []string{"-datadir=" + dir}
+				if i > 0 {
+					stdin, args = "", append(args, "generate", "1")
+				}
+				out, errOut, code := gui(t, stdin, args...)
 				if code != 0 {
 					t.Fatalf("run %d: %d\n%s\n%s", i, code, out, errOut)
 				}
@@ -199,7 +205,7 @@ func TestDatadirLocked(t *testing.T) {
 	res := make([]result, 2)
 	for i := range res {
 		wg.Go(func() {
-			o, e, c := gui(t, "", "-datadir="+dir, "generate", "300")
+			o, e, c := gui(t, "createwallet w\ngenerate 300\n", "-datadir="+dir)
 			res[i] = result{o, e, c}
 		})
 	}

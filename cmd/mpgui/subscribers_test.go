@@ -28,7 +28,11 @@ func TestDeadBalanceSubscribersDropped(t *testing.T) {
 	n.waitLine(`listening on`)
 	const sessions = 6
 	for i := range sessions {
-		out, errOut, code := gui(t, "", "-connect="+sock, "generate", "1")
+		stdin, args := "", []string{"-connect=" + sock, "generate", "1"}
+		if i == 0 {
+			stdin, args = "createwallet default\ngenerate 1\n", args[:1]
+		}
+		out, errOut, code := gui(t, stdin, args...)
 		if code != 0 || !strings.Contains(out, "* wallet default: balance") {
 			t.Fatalf("session %d: %d\n%s\n%s", i, code, out, errOut)
 		}
@@ -91,7 +95,11 @@ func TestStuckChainSubscriberDropped(t *testing.T) {
 	}
 
 	for i := range 2 {
-		out, errOut, code := gui(t, "", "-connect="+sock, "generate", "2")
+		stdin, args := "", []string{"-connect=" + sock, "generate", "2"}
+		if i == 0 {
+			stdin, args = "createwallet default\ngenerate 2\n", args[:1]
+		}
+		out, errOut, code := gui(t, stdin, args...)
 		if code != 0 || !strings.Contains(out, "mined 2 blocks") {
 			t.Fatalf("generate %d with a stuck subscriber: %d\n%s\n%s", i, code, out, errOut)
 		}

@@ -35,6 +35,7 @@ func TestWalletsSideBySide(t *testing.T) {
 
 	w1 := start(t, "mpwallet", "-connect="+sock)
 	w1.waitLine(`attached to`)
+	run("createwallet", "default")
 	if out := run("generate", "101"); !strings.Contains(out, "mined 101 blocks") {
 		t.Fatalf("generate 101: %s", out)
 	}
