@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mpbridge/mpbridge/bridge"
@@ -265,27 +266,34 @@ func TestLivenessFailsSilentPeer(t *testing.T) {
 }
 
 // TestLivenessKeepsSlowCall: a call that runs longer than the liveness
-// timeout succeeds when the peer answers pings meanwhile.
+// timeout succeeds when the peer answers pings meanwhile. Time is the
+// subject, so it runs in a synctest bubble: the 1 s call and the pings
+// take no real time.
 func TestLivenessKeepsSlowCall(t *testing.T) {
-	client, _ := pair(t, nil, nil, &bridge.Options{Liveness: 150 * time.Millisecond})
-	if err := client.Call(ctxT(t), "Init.sleep", map[string]int{"ms": 1000}, nil); err != nil {
-		t.Errorf("a 1 s call with a 150 ms liveness timeout: %v", err)
-	}
-	var s string
-	if err := client.Call(ctxT(t), "Init.ping", nil, &s); err != nil || s != "pong" {
-		t.Errorf("next call: %q, %v", s, err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		client, _ := pair(t, nil, nil, &bridge.Options{Liveness: 150 * time.Millisecond})
+		if err := client.Call(context.Background(), "Init.sleep", map[string]int{"ms": 1000}, nil); err != nil {
+			t.Errorf("a 1 s call with a 150 ms liveness timeout: %v", err)
+		}
+		var s string
+		if err := client.Call(context.Background(), "Init.ping", nil, &s); err != nil || s != "pong" {
+			t.Errorf("next call: %q, %v", s, err)
+		}
+	})
 }
 
 // TestLivenessIdleIsFine: a silent peer with no calls pending is not
-// disconnected, and a call after a long idle time is not failed at once.
+// disconnected, and a call after a long idle time is not failed at once
+// (in a synctest bubble: the idle spell takes no real time).
 func TestLivenessIdleIsFine(t *testing.T) {
-	client, _ := pair(t, nil, nil, &bridge.Options{Liveness: 100 * time.Millisecond})
-	time.Sleep(400 * time.Millisecond) // idle for longer than the liveness timeout
-	var s string
-	if err := client.Call(ctxT(t), "Init.ping", nil, &s); err != nil || s != "pong" {
-		t.Errorf("call after an idle spell = %q, %v", s, err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		client, _ := pair(t, nil, nil, &bridge.Options{Liveness: 100 * time.Millisecond})
+		time.Sleep(400 * time.Millisecond) // idle for longer than the liveness timeout
+		var s string
+		if err := client.Call(context.Background(), "Init.ping", nil, &s); err != nil || s != "pong" {
+			t.Errorf("call after an idle spell = %q, %v", s, err)
+		}
+	})
 }
 
 // TestOutputBudgetPausesInput (issue 10, item 9): a peer that sends
