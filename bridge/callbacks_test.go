@@ -104,9 +104,21 @@ func TestCallbackFailures(t *testing.T) {
 	}
 	fmt.Fprintf(outW, `{"jsonrpc":"2.0","id":"x","method":"Callback.nosuch","params":{"$self":%q}}`+"\n", req.Params.Fn.Handle)
 	fmt.Fprintf(outW, `{"jsonrpc":"2.0","id":"y","method":"Counter.add","params":{"$self":%q,"n":1}}`+"\n", req.Params.Fn.Handle)
-	for _, id := range []string{`"x"`, `"y"`} {
+	// The two requests are served concurrently: their answers may come
+	// in either order.
+	answers := map[string]map[string]any{}
+	for range 2 {
 		l, _ := reqs.ReadString('\n')
-		wantError(t, "unknown callback method", decodeLine(t, l), bridge.CodeMethodNotFound, id, "Callback")
+		m := decodeLine(t, l)
+		id, _ := json.Marshal(m["id"])
+		answers[string(id)] = m
+	}
+	for _, id := range []string{`"x"`, `"y"`} {
+		m, ok := answers[id]
+		if !ok {
+			t.Fatalf("no answer with id %s among %v", id, answers)
+		}
+		wantError(t, "unknown callback method", m, bridge.CodeMethodNotFound, id, "Callback")
 	}
 	fmt.Fprintf(outW, `{"jsonrpc":"2.0","id":%d,"result":1}`+"\n", req.ID)
 	if err := <-errc; err != nil {
