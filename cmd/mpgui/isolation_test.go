@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpbridge/mpbridge/internal/syncbuf"
 	"github.com/mpbridge/mpbridge/node"
 	"github.com/mpbridge/mpbridge/wallet"
 )
@@ -42,22 +43,8 @@ type lineClient struct {
 	done    chan struct{}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is a buffer safe for concurrent use.
+type lockedBuffer = syncbuf.Buffer
 
 // startLines runs exe with args; when read is false nothing reads its stdout.
 func startLines(t *testing.T, exe string, read bool, onCall func(map[string]any) string, args ...string) *lineClient {
