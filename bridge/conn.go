@@ -41,6 +41,7 @@ type Conn struct {
 	readers    atomic.Int32
 	roleBroken atomic.Bool
 	selfRead   atomic.Int64 // answers read by their own caller (tests)
+	flushing   atomic.Bool  // a goroutine writes corked answers (stalled)
 	bad        atomic.Int64 // messages that were not JSON-RPC
 	// logLimit limits the log lines the peer can cause; suppressed
 	// counts those it held back.
@@ -193,6 +194,7 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 	}
 	st := NewStream(r, w, o.Framing, o.MaxMessageSize)
 	st.onDetect = func(f Framing) { c.fw.mode.Store(int32(f)) }
+	st.stall = c.stalled
 	c.fr = st
 	if cl, ok := r.(io.Closer); ok {
 		c.rc = cl

@@ -16,6 +16,10 @@ type msgReader interface {
 	Recv() ([]byte, error)
 	// lastInput is when input last arrived, for the liveness check.
 	lastInput() time.Time
+	// more reports whether a whole message is probably waiting to be
+	// read without blocking (a hint: the holder of the role may then
+	// cork its answers, see frameWriter.writeLazy).
+	more() bool
 }
 
 func (s *Stream) lastInput() time.Time { return time.Unix(0, s.lastRead.Load()) }
@@ -180,6 +184,7 @@ func (c *Conn) readTurn() *serverCall {
 			// the role free for a moment: the caller's next call can
 			// then read its own answer.
 			c.delivered = false
+			c.stalled()
 			if c.freeRoleIfIdle() {
 				return nil
 			}
@@ -198,6 +203,35 @@ func (c *Conn) freeRoleIfIdle() bool {
 	c.st.reading, c.st.lingering = false, true
 	c.st.linger.Reset(lingerDelay)
 	return true
+}
+
+// uncork writes the answers the holder of the role corked (writeLazy).
+func (c *Conn) uncork() {
+	if err := c.fw.flush(c.ctx); err != nil {
+		c.writeFailed(err)
+	}
+}
+
+// stalled is called by the holder of the role before it may wait for
+// input (Stream.stall) or gives the role up: answers still corked are
+// written by a goroutine of their own, not by the holder, whose write
+// could wait on a peer that is itself waiting for us to read. It is
+// rare: the answer to the last request of a burst is written at once
+// (complete), taking the corked ones along. The flusher ends when
+// nothing is corked.
+func (c *Conn) stalled() {
+	if !c.fw.hasCork.Load() || !c.flushing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		for {
+			c.uncork()
+			c.flushing.Store(false)
+			if !c.fw.hasCork.Load() || !c.flushing.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
 }
 
 // readFor reads as a caller holding the role until p's answer has come,
@@ -240,6 +274,7 @@ func (c *Conn) readFor(ctx context.Context, p *pendingCall) *message {
 // it is not given the chance to ask for more. It returns early if the
 // connection has ended, whose closed input then ends the reading.
 func (c *Conn) waitQueued() {
+	c.stalled()
 	c.peerWarn("peer is not reading its answers: input paused", "queued", c.fw.queued.Load(), "limit", c.opts.MaxQueued)
 	for c.fw.over() {
 		select {
@@ -302,7 +337,7 @@ func (c *Conn) worker(j job) {
 		}
 		if j.call != nil {
 			j.call.run()
-			if h := j.call.handoff; h != nil && h.Stop() {
+			if h := j.call.handoff; h != nil && (j.call.reads || h.Stop()) {
 				// Quick: no one else took over the reading; go on with it.
 				j = job{read: true}
 				continue

@@ -172,6 +172,7 @@ func (c *Conn) finishTarget(self string) {
 // serverCall is one request or notification being served.
 type serverCall struct {
 	handoff *time.Timer // set when the reader runs the call itself
+	reads   bool        // the reader ran it and reads on, its answer corked (complete)
 	conn    *Conn
 	in      *incoming
 	key     string
@@ -288,7 +289,17 @@ func (c *Conn) complete(sc *serverCall, out []byte, exported []string) {
 	case answered:
 		rels = append([][]byte{out}, rels...)
 	}
-	if len(rels) > 0 {
+	// The holder of the reading role that ran the call itself, with more
+	// input ready to read, reads on (worker) and lets its answer wait for
+	// the next write: the answers to a burst of requests leave in one.
+	// The last of the burst is written at once, with the timer still armed
+	// (a write can wait on a peer that is itself waiting to write to us).
+	sc.reads = len(rels) > 0 && sc.handoff != nil && c.fr.more() && c.fw.corkRoom() && sc.handoff.Stop()
+	switch {
+	case len(rels) == 0:
+	case sc.reads:
+		c.fw.writeLazy(rels...)
+	default:
 		if err := c.fw.write(rels...); err != nil {
 			c.writeFailed(err)
 		}

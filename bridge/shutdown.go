@@ -72,6 +72,17 @@ func (c *Conn) drain(end error, fail *Error) {
 	defer t.Stop()
 	select {
 	case <-idle:
+		// Answers the reader corked go out before the streams close,
+		// unless the peer does not read them within the drain limit.
+		flushed := make(chan struct{})
+		go func() {
+			defer close(flushed)
+			c.uncork()
+		}()
+		select {
+		case <-flushed:
+		case <-t.C:
+		}
 	case <-c.done:
 		return
 	case <-t.C:

@@ -38,6 +38,12 @@ type Stream struct {
 
 	mode     atomic.Int32 // Framing; FramingAuto until detected
 	onDetect func(Framing)
+	// stall, if set, runs before each read from rd, which may wait for
+	// the peer: the Conn writes its corked answers then.
+	stall func()
+	// ready: after the last Recv, a line holding more than white space
+	// was buffered (line framing only; see more).
+	ready atomic.Bool
 	// lastRead is when input last arrived (UnixNano): any byte from the
 	// peer shows that it is alive.
 	lastRead atomic.Int64
@@ -98,6 +104,18 @@ func NewStream(r io.Reader, w io.Writer, f Framing, maxMessage int) *Stream {
 	s.src.s = s
 	s.dec.Reset(&s.src, decoderOptions)
 	return s
+}
+
+// more reports whether, after the last Recv, the next message is probably
+// buffered already: a line with more than white space on it was read
+// ahead. It may be called by any goroutine.
+func (s *Stream) more() bool { return s.ready.Load() }
+
+// hasLine reports whether b holds a line end after something other than
+// white space.
+func hasLine(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // Framing returns the framing in use: the one given to NewStream, or the
@@ -187,6 +205,7 @@ func (s *Stream) Recv() ([]byte, error) {
 			if b == nil && err == nil {
 				continue
 			}
+			s.ready.Store(b != nil && (hasLine(s.dec.UnreadBuffer()) || hasLine(s.buf[s.r:s.w])))
 			if !isTimeout(err) {
 				s.bigTried = false
 			}
@@ -492,6 +511,9 @@ func (d *decoderSource) Read(p []byte) (int, error) {
 func (s *Stream) read(p []byte) (int, error) {
 	if s.rerr != nil {
 		return 0, s.rerr
+	}
+	if s.stall != nil {
+		s.stall()
 	}
 	n, err := s.rd.Read(p)
 	if n > 0 {

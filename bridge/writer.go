@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"sync/atomic"
 )
 
@@ -23,19 +24,93 @@ type frameWriter struct {
 	queued    atomic.Int64
 	maxQueued int64
 	drained   chan struct{} // a token when queued falls to maxQueued or below
+
+	// Corked output: messages handed to writeLazy and not yet written.
+	// The next write takes them along, ahead of its own, and the holder
+	// of the reading role flushes them before it waits for input, so
+	// that answers to a burst of requests leave in one write.
+	cmu     sync.Mutex
+	corked  [][]byte
+	corkedN int         // their bytes, counted in queued
+	hasCork atomic.Bool // corked is not empty
 }
 
 // hold counts n bytes as queued until the returned func is called.
 func (fw *frameWriter) hold(n int) func() {
 	fw.queued.Add(int64(n))
-	return func() {
-		if fw.queued.Add(-int64(n)) <= fw.maxQueued {
-			select {
-			case fw.drained <- struct{}{}:
-			default:
-			}
+	return func() { fw.unhold(n) }
+}
+
+// unhold stops counting n bytes as queued.
+func (fw *frameWriter) unhold(n int) {
+	if fw.queued.Add(-int64(n)) <= fw.maxQueued {
+		select {
+		case fw.drained <- struct{}{}:
+		default:
 		}
 	}
+}
+
+// writeLazy queues msgs to be written with the next write or flush,
+// without writing now. Only the holder of the reading role calls it, for
+// answers to requests it ran itself: it flushes before it next waits for
+// input (see Stream.stall), so nothing stays corked while no one reads.
+func (fw *frameWriter) writeLazy(msgs ...[]byte) {
+	n := 0
+	for _, m := range msgs {
+		n += len(m)
+	}
+	fw.queued.Add(int64(n))
+	fw.cmu.Lock()
+	fw.corked = append(fw.corked, msgs...)
+	fw.corkedN += n
+	fw.hasCork.Store(true)
+	fw.cmu.Unlock()
+}
+
+// maxCork bounds the corked bytes: about what a pipe holds. Past it,
+// answers are written at once, and a peer that does not read stalls the
+// reader as it would without corking.
+const maxCork = 64 << 10
+
+// corkRoom reports whether writeLazy may cork more.
+func (fw *frameWriter) corkRoom() bool {
+	fw.cmu.Lock()
+	defer fw.cmu.Unlock()
+	return fw.corkedN < maxCork
+}
+
+// uncork returns the corked messages followed by msgs, and how many bytes
+// were corked (to unhold once written). The caller holds the write lock.
+func (fw *frameWriter) uncork(msgs [][]byte) ([][]byte, int) {
+	if !fw.hasCork.Load() {
+		return msgs, 0
+	}
+	fw.cmu.Lock()
+	all := append(fw.corked, msgs...)
+	n := fw.corkedN
+	fw.corked, fw.corkedN = nil, 0
+	fw.hasCork.Store(false)
+	fw.cmu.Unlock()
+	return all, n
+}
+
+// flush writes the corked messages, if any. It waits for the write lock
+// until ctx ends; the messages then go with the next write instead.
+func (fw *frameWriter) flush(ctx context.Context) error {
+	if !fw.hasCork.Load() {
+		return nil
+	}
+	if err := fw.lock(ctx); err != nil {
+		return nil
+	}
+	defer fw.unlock()
+	msgs, n := fw.uncork(nil)
+	if n == 0 {
+		return nil
+	}
+	defer fw.unhold(n)
+	return fw.writeLocked(msgs)
 }
 
 // over reports whether more output is queued than the budget allows.
@@ -79,6 +154,11 @@ func (fw *frameWriter) writeCtx(ctx context.Context, msgs ...[]byte) error {
 	if err := fw.lock(ctx); err != nil {
 		release()
 		return err
+	}
+	msgs, corked := fw.uncork(msgs)
+	if corked > 0 {
+		own := release
+		release = func() { own(); fw.unhold(corked) }
 	}
 	if ctx.Done() == nil || size < bigWrite {
 		defer release()
