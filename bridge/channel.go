@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -21,7 +23,8 @@ import (
 // concurrently with itself.
 //
 // Send writes one message; it may be called concurrently with Recv and
-// with itself. Close closes both directions; it is safe to call twice.
+// with itself, and must not keep msg after it returns. Close closes both
+// directions and makes a Recv that waits return; it is safe to call twice.
 type Channel interface {
 	Recv() ([]byte, error)
 	Send(msg []byte) error
@@ -90,6 +93,31 @@ func tooLargeError(max int, k *skimmer) *FrameError {
 	}
 	return e
 }
+
+// chanReader is the msgReader of a connection over a Channel (NewChannel):
+// it notes when messages arrive, for the liveness check, and skips those
+// over the connection's size limit as a Stream would.
+type chanReader struct {
+	ch   Channel
+	max  int
+	last atomic.Int64 // UnixNano of the last Recv that returned input
+}
+
+func (r *chanReader) Recv() ([]byte, error) {
+	m, err := r.ch.Recv()
+	var fe *FrameError
+	if err == nil || errors.As(err, &fe) {
+		r.last.Store(time.Now().UnixNano())
+	}
+	if err == nil && len(m) > r.max {
+		var k skimmer
+		k.feed(m)
+		return nil, tooLargeError(r.max, &k)
+	}
+	return m, err
+}
+
+func (r *chanReader) lastInput() time.Time { return time.Unix(0, r.last.Load()) }
 
 // Pipe returns the two ends of an in-memory message channel: what one end
 // sends the other receives, one whole message at a time, in order. Send
