@@ -453,3 +453,51 @@ func TestChannelTalksToStream(t *testing.T) {
 		})
 	}
 }
+
+// TestPipeConcurrent: senders on one end, each sending in turn and
+// concurrently, while the other end receives (waiting for most of them):
+// every message arrives once, each sender's in order; a Close while the
+// receiver waits ends its Recv with io.EOF, and later Sends fail.
+func TestPipeConcurrent(t *testing.T) {
+	noLeaks(t)
+	const senders, each = 4, 500
+	a, b := bridge.Pipe(0)
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := a.Send(fmt.Appendf(nil, "%d %d", s, i)); err != nil {
+					t.Errorf("Send: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	next := make([]int, senders)
+	for range senders * each {
+		m, err := b.Recv()
+		if err != nil {
+			t.Fatalf("Recv: %v", err)
+		}
+		var s, i int
+		if _, err := fmt.Sscan(string(m), &s, &i); err != nil || i != next[s] {
+			t.Fatalf("received %q (%v), want message %d of sender %d", m, err, next[s], s)
+		}
+		next[s]++
+	}
+	wg.Wait()
+	got := make(chan error, 1)
+	go func() {
+		_, err := b.Recv()
+		got <- err
+	}()
+	a.Close()
+	if err := <-got; err != io.EOF {
+		t.Fatalf("Recv waiting at Close = %v, want io.EOF", err)
+	}
+	if err := b.Send([]byte("{}")); !errors.Is(err, bridge.ErrPipeClosed) {
+		t.Fatalf("Send after Close = %v, want ErrPipeClosed", err)
+	}
+}
