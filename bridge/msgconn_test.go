@@ -321,6 +321,43 @@ func TestChannelOversize(t *testing.T) {
 	}
 }
 
+// TestChannelLSPLifecycle: LSP's lifecycle is served over a Channel too
+// (only LSP framing is a Stream's business): initialize is answered with
+// the endpoint's methods, shutdown with null, a request after it is
+// refused, and exit ends the connection in order, closing the Channel.
+func TestChannelLSPLifecycle(t *testing.T) {
+	noLeaks(t)
+	a, b := bridge.Pipe(0)
+	so, _ := svcOptions(&testsvc.Service{})
+	server := bridge.NewChannel(a, so)
+	defer server.Close()
+	p := newChanPeer(t, b)
+	p.send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"processId":null,"rootUri":null,"capabilities":{}}}`)
+	m := p.recvJSON()
+	res, _ := m["result"].(map[string]any)
+	if fmt.Sprint(m["id"]) != "1" || !strings.Contains(fmt.Sprint(res["capabilities"]), "Init.ping") {
+		t.Fatalf("initialize: %v", m)
+	}
+	p.send(`{"jsonrpc":"2.0","method":"initialized","params":{}}`)
+	p.send(`{"jsonrpc":"2.0","id":2,"method":"Init.ping"}`)
+	if m := p.recvJSON(); m["result"] != "pong" {
+		t.Fatalf("ping: %v", m)
+	}
+	p.send(`{"jsonrpc":"2.0","id":3,"method":"shutdown"}`)
+	if m := p.recvJSON(); fmt.Sprint(m["id"]) != "3" || m["result"] != nil || m["error"] != nil {
+		t.Fatalf("shutdown: %v", m)
+	}
+	p.send(`{"jsonrpc":"2.0","id":4,"method":"Init.ping"}`)
+	wantError(t, "request after shutdown", p.recvJSON(), bridge.CodeInvalidRequest, "4", "shutdown")
+	p.send(`{"jsonrpc":"2.0","method":"exit"}`)
+	if err := server.Wait(); err != nil {
+		t.Fatalf("Wait after exit = %v", err)
+	}
+	if _, ok := <-p.msgs; ok {
+		t.Fatal("a message after exit")
+	}
+}
+
 // lineChannel is a Channel over two byte streams in line framing, written
 // here from scratch: what it sends, a Stream reads.
 type lineChannel struct {

@@ -5,7 +5,8 @@ package bridge
 // (NewChannel): what one sends, the other receives. Usually one of them
 // serves a bootstrap object and the other calls it. Pair is for tests and
 // examples, and for splitting a program's parts without a process in
-// between; closing either end ends both.
+// between; closing either end ends both. The Pipe queues without bound,
+// so Options.MaxQueued holds nothing back between the two.
 func Pair(a, b *Options) (*Conn, *Conn) {
 	ca, cb := Pipe(0)
 	return NewChannel(ca, a), NewChannel(cb, b)
