@@ -135,6 +135,52 @@ func (s *state) finished() bool { return s.phase == phaseFinished }
 // New starts a connection reading r and writing w. If r or w is an
 // io.Closer it is closed when the connection ends.
 func New(r io.Reader, w io.Writer, opts *Options) *Conn {
+	c := newConn(opts)
+	o := &c.opts
+	c.fw.w = w
+	c.fw.mode.Store(int32(o.Framing))
+	if o.Framing == FramingAuto {
+		c.fw.mode.Store(int32(FramingLines))
+	}
+	st := NewStream(r, w, o.Framing, o.MaxMessageSize)
+	st.onDetect = func(f Framing) { c.fw.mode.Store(int32(f)) }
+	st.stall = c.stalled
+	c.fr = st
+	if cl, ok := r.(io.Closer); ok {
+		c.rc = cl
+	}
+	if cl, ok := w.(io.Closer); ok {
+		c.wc = cl
+	}
+	c.start()
+	return c
+}
+
+// NewChannel starts a connection over ch, a Channel of whole messages
+// such as one end of a Pipe: it reads with ch.Recv and writes each
+// message with one ch.Send, and closes ch when the connection ends.
+//
+// Framing is ch's business, so Options.Framing does not apply (nor does
+// LSP framing detection; LSP's lifecycle messages are served all the
+// same). Options.MaxMessageSize still bounds what is accepted: a message
+// from Recv longer than that is skipped and answered as if ch had
+// reported it as a FrameTooLarge *FrameError, which ch may also do itself
+// (with the same limit, so that errors name the right one). ch.Send must
+// not keep the message after it returns, and ch.Close must make a Recv
+// that waits return, so that the connection's goroutines end.
+func NewChannel(ch Channel, opts *Options) *Conn {
+	c := newConn(opts)
+	c.fw.ch = ch
+	c.fr = &chanReader{ch: ch, max: c.opts.MaxMessageSize}
+	c.wc = ch
+	c.start()
+	return c
+}
+
+// newConn returns a connection set up with opts but without its
+// transport: the caller sets fr, fw's output and the closers, then calls
+// start.
+func newConn(opts *Options) *Conn {
 	c := &Conn{done: make(chan struct{}), readEnd: make(chan struct{}), idle: make(chan struct{})}
 	if opts != nil {
 		c.opts = *opts
@@ -183,25 +229,10 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.authed = !o.RequireAuth
 	c.logLimit = rate.NewLimiter(1, peerLogBurst)
-	c.fw.w = w
 	c.fw.trace = o.Trace
 	c.fw.sem = make(chan struct{}, 1)
 	c.fw.maxQueued = int64(o.MaxQueued)
 	c.fw.drained = make(chan struct{}, 1)
-	c.fw.mode.Store(int32(o.Framing))
-	if o.Framing == FramingAuto {
-		c.fw.mode.Store(int32(FramingLines))
-	}
-	st := NewStream(r, w, o.Framing, o.MaxMessageSize)
-	st.onDetect = func(f Framing) { c.fw.mode.Store(int32(f)) }
-	st.stall = c.stalled
-	c.fr = st
-	if cl, ok := r.(io.Closer); ok {
-		c.rc = cl
-	}
-	if cl, ok := w.(io.Closer); ok {
-		c.wc = cl
-	}
 	if o.Bootstrap != nil {
 		obj := c.asObject(o.Bootstrap, o.InitInterface)
 		c.table.SetBootstrap(obj, obj.Interface())
@@ -210,16 +241,21 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 	c.work = make(chan job)
 	c.encStates.New = func() any { return newEncodeState(c) }
 	c.decStates.New = func() any { return newDecodeState(c) }
-	if o.Liveness > 0 {
+	return c
+}
+
+// start starts the liveness check and the first reader of a connection
+// made by newConn whose transport is in place.
+func (c *Conn) start() {
+	if c.opts.Liveness > 0 {
 		c.mu.Lock() // the timer reads c.st.live under mu
-		c.st.live = time.AfterFunc(livenessTick(o.Liveness), c.checkLiveness)
+		c.st.live = time.AfterFunc(livenessTick(c.opts.Liveness), c.checkLiveness)
 		c.mu.Unlock()
 	}
 	c.st.reading = true // by the first worker
 	c.st.linger = time.AfterFunc(time.Hour, c.lingerEnd)
 	c.st.linger.Stop()
 	go c.worker(job{read: true})
-	return c
 }
 
 // asObject returns v as an Object, exporting it through the adapter as an

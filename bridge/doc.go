@@ -24,6 +24,9 @@
 // own small type that knows nothing of JSON-RPC: a Channel (Recv, Send,
 // Close) of whole messages, either a Stream over bytes (NewStream) or an
 // in-memory Pipe; what it cannot deliver it reports as a *FrameError.
+// NewChannel runs a connection over any Channel, one Recv and one Send
+// per message and no framing of its own; Pair connects two that way over
+// a Pipe. The messages are the same as over a byte stream.
 //
 // # Objects and handles
 //

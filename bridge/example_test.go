@@ -77,6 +77,25 @@ func Example_wire() {
 	// <nil>
 }
 
+// ExampleNewChannel runs two endpoints over the ends of a Pipe, a Channel
+// of whole messages: no framing is involved. When the client closes, the
+// server reads the end of its input and ends in order.
+func ExampleNewChannel() {
+	a, b := bridge.Pipe(0)
+	server := bridge.NewChannel(a, &bridge.Options{Bootstrap: calculator{}})
+	client := bridge.NewChannel(b, nil)
+
+	var sum int
+	err := client.Call(context.Background(), "Init.add", map[string]int{"a": 40, "b": 2}, &sum)
+	fmt.Println(sum, err)
+
+	client.Close()
+	fmt.Println(server.Wait())
+	// Output:
+	// 42 <nil>
+	// <nil>
+}
+
 // ExampleErrorCode maps errors to wire codes.
 func ExampleErrorCode() {
 	fmt.Println(bridge.ErrorCode(errors.New("boom")))

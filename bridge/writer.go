@@ -9,11 +9,13 @@ import (
 	"sync/atomic"
 )
 
-// frameWriter writes whole messages in the connection's framing. One
-// mutex keeps messages from interleaving.
+// frameWriter writes whole messages in the connection's framing, or
+// sends them one by one on a Channel. One mutex keeps messages from
+// interleaving.
 type frameWriter struct {
 	sem   chan struct{} // the write lock: a channel, so waiting for it can be cancelled
 	w     io.Writer
+	ch    Channel // if set, messages go to ch.Send unframed, and w is unused
 	mode  atomic.Int32
 	err   error
 	hdr   []byte
@@ -188,6 +190,9 @@ func (fw *frameWriter) writeLocked(msgs [][]byte) error {
 			fw.trace("out", m)
 		}
 	}
+	if fw.ch != nil {
+		return fw.sendLocked(msgs)
+	}
 	lsp := Framing(fw.mode.Load()) == FramingLSP
 	var out []byte
 	if len(msgs) == 1 && !lsp {
@@ -224,6 +229,17 @@ func (fw *frameWriter) writeLocked(msgs [][]byte) error {
 		fw.err = fmt.Errorf("write: %w", err)
 	}
 	return err
+}
+
+// sendLocked sends msgs on the Channel, one Send each.
+func (fw *frameWriter) sendLocked(msgs [][]byte) error {
+	for _, m := range msgs {
+		if err := fw.ch.Send(m); err != nil {
+			fw.err = fmt.Errorf("write: %w", err)
+			return err
+		}
+	}
+	return nil
 }
 
 func (fw *frameWriter) writeLarge(body []byte) error {
