@@ -141,10 +141,22 @@ func jrpc2Child(b *testing.B) *jrpc2.Client {
 
 var small = json.RawMessage(`"the quick brown fox jumps"`)
 
+// warmUp makes warmCalls calls before the timed loop, so that no figure
+// includes the child's start-up or the first calls' stack growth.
+func warmUp(b *testing.B, call func()) {
+	b.Helper()
+	for range warmCalls {
+		call()
+	}
+}
+
+const warmCalls = 200
+
 func BenchmarkSmallCall(b *testing.B) {
 	ctx := context.Background()
 	b.Run("lockstep", func(b *testing.B) {
 		c := newLockStep(b)
+		warmUp(b, func() { c.Call(small) })
 		for b.Loop() {
 			if c.Call(small) == nil {
 				b.Fatal("raw echo child went away")
@@ -153,6 +165,7 @@ func BenchmarkSmallCall(b *testing.B) {
 	})
 	b.Run("raw", func(b *testing.B) {
 		c := newRawClient(b)
+		warmUp(b, func() { c.Call(small) })
 		for b.Loop() {
 			c.Call(small)
 		}
@@ -160,6 +173,7 @@ func BenchmarkSmallCall(b *testing.B) {
 	b.Run("jrpc2", func(b *testing.B) {
 		c := jrpc2Child(b)
 		var out json.RawMessage
+		warmUp(b, func() { c.CallResult(ctx, "Init.echo", map[string]json.RawMessage{"value": small}, &out) })
 		for b.Loop() {
 			if err := c.CallResult(ctx, "Init.echo", map[string]json.RawMessage{"value": small}, &out); err != nil {
 				b.Fatal(err)
@@ -169,6 +183,7 @@ func BenchmarkSmallCall(b *testing.B) {
 	b.Run("bridge", func(b *testing.B) {
 		in, _ := bridgeChild(b)
 		v := jsontext.Value(small)
+		warmUp(b, func() { in.Echo(ctx, v) })
 		for b.Loop() {
 			if _, err := in.Echo(ctx, v); err != nil {
 				b.Fatal(err)
@@ -180,6 +195,7 @@ func BenchmarkSmallCall(b *testing.B) {
 func BenchmarkConcurrent16(b *testing.B) {
 	ctx := context.Background()
 	run := func(b *testing.B, call func() error) {
+		warmUp(b, func() { call() })
 		var n atomic.Int64
 		n.Store(int64(b.N))
 		var wg sync.WaitGroup
@@ -223,6 +239,7 @@ func BenchmarkPayload(b *testing.B) {
 		name := fmt.Sprintf("%dKiB", size>>10)
 		b.Run(name+"/lockstep", func(b *testing.B) {
 			c := newLockStep(b)
+			warmUp(b, func() { c.Call(small) })
 			b.SetBytes(int64(2 * len(v)))
 			for b.Loop() {
 				if c.Call(v) == nil {
@@ -232,6 +249,7 @@ func BenchmarkPayload(b *testing.B) {
 		})
 		b.Run(name+"/raw", func(b *testing.B) {
 			c := newRawClient(b)
+			warmUp(b, func() { c.Call(small) })
 			b.SetBytes(int64(2 * len(v)))
 			for b.Loop() {
 				c.Call(v)
@@ -239,6 +257,7 @@ func BenchmarkPayload(b *testing.B) {
 		})
 		b.Run(name+"/bridge", func(b *testing.B) {
 			in, _ := bridgeChild(b)
+			warmUp(b, func() { in.Echo(ctx, jsontext.Value(small)) })
 			b.SetBytes(int64(2 * len(v)))
 			for b.Loop() {
 				if _, err := in.Echo(ctx, jsontext.Value(v)); err != nil {
@@ -253,6 +272,7 @@ func BenchmarkCallback(b *testing.B) {
 	ctx := context.Background()
 	b.Run("lockstep2x", func(b *testing.B) {
 		c := newLockStep(b)
+		warmUp(b, func() { c.Call(small) })
 		for b.Loop() {
 			for range 2 {
 				if c.Call(small) == nil {
@@ -264,6 +284,7 @@ func BenchmarkCallback(b *testing.B) {
 	b.Run("raw2x", func(b *testing.B) {
 		// The floor for a callback is two raw round trips.
 		c := newRawClient(b)
+		warmUp(b, func() { c.Call(small) })
 		for b.Loop() {
 			c.Call(small)
 			c.Call(small)
@@ -272,6 +293,7 @@ func BenchmarkCallback(b *testing.B) {
 	b.Run("bridge", func(b *testing.B) {
 		in, _ := bridgeChild(b)
 		fn := testsvc.Callback(func(context.Context, int) error { return nil })
+		warmUp(b, func() { in.Repeat(ctx, fn, 1) })
 		for b.Loop() {
 			if _, err := in.Repeat(ctx, fn, 1); err != nil {
 				b.Fatal(err)

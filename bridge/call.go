@@ -158,19 +158,20 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 	c.nq.enter()
 	defer c.nq.exit()
 	// The caller reads its own answer if it can hold the reading role
-	// without being unable to stop when its context ends: no goroutine is
-	// then woken to hand the answer over. A read cannot be interrupted, so
-	// that is a context that never ends, or the context of a request that
-	// the holder of the role is running itself (its own reading stops
-	// with the input, and it reads the peer's cancel itself).
+	// and still stop when its context ends: no goroutine is then woken to
+	// hand the answer over. That is any context if the input can be
+	// interrupted (a pipe or socket: see readFor); otherwise a context
+	// that never ends, or the context of a request that the holder of the
+	// role is running itself (its own reading stops with the input, and
+	// it reads the peer's cancel itself).
 	sc, _ := ctx.Value(callKey{}).(*serverCall)
 	reading := false
 	switch {
-	case sc != nil && sc.conn == c && sc.handoff != nil && ctx.Done() == sc.ctx.Done():
+	case sc != nil && sc.conn == c && sc.handoff != nil && (c.interruptible || ctx.Done() == sc.ctx.Done()):
 		// (A handler forwarding to another connection is not reading this
 		// one: it hands its own connection's role on, below.)
 		reading = sc.handoff.Stop()
-	case ctx.Done() == nil:
+	case ctx.Done() == nil || c.interruptible:
 		reading = c.takeRole()
 	}
 	if reading {

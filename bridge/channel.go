@@ -119,6 +119,9 @@ func (r *chanReader) Recv() ([]byte, error) {
 
 func (r *chanReader) lastInput() time.Time { return time.Unix(0, r.last.Load()) }
 
+// SetReadDeadline fails: a Channel's Recv cannot be interrupted.
+func (r *chanReader) SetReadDeadline(time.Time) error { return ErrNoDeadline }
+
 // more is false: a Channel does not say what it has buffered, so the
 // answers of a connection over one are never corked.
 func (r *chanReader) more() bool { return false }

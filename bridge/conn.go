@@ -42,6 +42,8 @@ type Conn struct {
 	roleBroken atomic.Bool
 	selfRead   atomic.Int64 // answers read by their own caller (tests)
 	flushing   atomic.Bool  // a goroutine writes corked answers (stalled)
+	// interruptible: a read deadline interrupts the input (readFor).
+	interruptible bool
 	bad        atomic.Int64 // messages that were not JSON-RPC
 	// logLimit limits the log lines the peer can cause; suppressed
 	// counts those it held back.
@@ -146,6 +148,7 @@ func New(r io.Reader, w io.Writer, opts *Options) *Conn {
 	st.onDetect = func(f Framing) { c.fw.mode.Store(int32(f)) }
 	st.stall = c.stalled
 	c.fr = st
+	c.interruptible = st.SetReadDeadline(time.Time{}) == nil
 	if cl, ok := r.(io.Closer); ok {
 		c.rc = cl
 	}

@@ -20,6 +20,9 @@ type msgReader interface {
 	// read without blocking (a hint: the holder of the role may then
 	// cork its answers, see frameWriter.writeLazy).
 	more() bool
+	// SetReadDeadline interrupts a Recv at t (see Stream.SetReadDeadline),
+	// or fails if the input cannot be interrupted.
+	SetReadDeadline(t time.Time) error
 }
 
 func (s *Stream) lastInput() time.Time { return time.Unix(0, s.lastRead.Load()) }
@@ -132,6 +135,11 @@ func (c *Conn) readMsg() (run *serverCall, end error) {
 			c.frameFault(fe)
 			return nil, nil
 		}
+		if isTimeout(err) && c.interruptible {
+			// A caller reading for its answer was interrupted (readFor):
+			// nothing was lost, the next Recv goes on where this stopped.
+			return nil, nil
+		}
 		close(c.readEnd)
 		return nil, err
 	}
@@ -236,28 +244,54 @@ func (c *Conn) stalled() {
 
 // readFor reads as a caller holding the role until p's answer has come,
 // and returns it. Requests it reads go to workers. It returns nil, no
-// longer holding the role, if ctx ended (the peer's cancel of the request
-// whose context it is), or once the input has ended: the caller then
-// waits like any other.
+// longer holding the role, if ctx ended, or once the input has ended: the
+// caller then waits like any other.
+//
+// If ctx can end and the input can be interrupted (c.interruptible), the
+// end of ctx pushes the read deadline to the past: the read returns at
+// once, keeping what it had read of a message, and the deadline is
+// cleared before the role passes on. Otherwise ctx must be one that ends
+// only through something this goroutine reads itself (see call).
 func (c *Conn) readFor(ctx context.Context, p *pendingCall) *message {
+	var stop func() bool
+	fired := make(chan struct{})
+	if ctx.Done() != nil && c.interruptible {
+		stop = context.AfterFunc(ctx, func() {
+			defer close(fired)
+			_ = c.fr.SetReadDeadline(time.Unix(1, 0))
+		})
+	}
+	var m *message
+	hold := true
+	defer func() {
+		// The deadline is cleared before the role passes on: no other
+		// reader may find it set.
+		if stop != nil && !stop() {
+			<-fired
+			_ = c.fr.SetReadDeadline(time.Time{})
+		}
+		if hold {
+			c.delivered = false
+			c.freeRole()
+		}
+	}()
 	for {
 		select {
-		case m := <-p.ch:
-			c.delivered = false
+		case m = <-p.ch:
 			c.selfRead.Add(1)
-			c.freeRole()
 			return m
 		default:
 		}
-		if ctx.Err() != nil {
-			c.delivered = false
-			c.freeRole()
+		if ctx.Err() != nil || stop != nil && c.fw.over() {
+			// (A peer that does not read its answers pauses the reading,
+			// which a caller whose context can end leaves to a worker.)
 			return nil
 		}
 		sc, end := c.readMsg()
 		if end != nil {
 			// The drain waits for running calls, perhaps this one: let it
 			// run elsewhere.
+			hold = false
 			go c.endOfInput(end)
 			return nil
 		}

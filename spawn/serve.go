@@ -210,9 +210,10 @@ func (c *Child) watch() {
 		return
 	case <-t.C:
 	}
-	if f, ok := c.proc.Stdout().(*os.File); ok {
-		_ = f.SetReadDeadline(time.Now())
-	}
+	// Closing the pipe ends a read in progress; the connection reports
+	// the exit (PeerError). (A read deadline would not do: the connection
+	// uses deadlines to interrupt its own reads and then reads on.)
+	_ = c.proc.Stdout().Close()
 }
 
 // exitReport waits up to d for p to exit and describes how it ended.
