@@ -44,7 +44,7 @@ type Conn struct {
 	flushing   atomic.Bool  // a goroutine writes corked answers (stalled)
 	// interruptible: a read deadline interrupts the input (readFor).
 	interruptible bool
-	bad        atomic.Int64 // messages that were not JSON-RPC
+	bad           atomic.Int64 // messages that were not JSON-RPC
 	// logLimit limits the log lines the peer can cause; suppressed
 	// counts those it held back.
 	logLimit   *rate.Limiter
