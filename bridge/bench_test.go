@@ -10,6 +10,7 @@ package bridge_test
 //	                            (a reader goroutine hands answers over)
 //	BenchmarkSmallCall/jrpc2    jrpc2 client and server used directly
 //	BenchmarkSmallCall/bridge   the bridge (Init.echo through a Conn)
+//	BenchmarkSmallCallDeadline  the same with a timeout on each call
 //	BenchmarkConcurrent16/...   16 callers; raw is a multiplexed echo client
 //	BenchmarkPayload/...        64 KiB and 1 MiB values, both ways
 //	BenchmarkCallback/...       a call during which the child calls back once
@@ -32,6 +33,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/creachadair/jrpc2"
 	"github.com/creachadair/jrpc2/channel"
@@ -190,6 +192,26 @@ func BenchmarkSmallCall(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkSmallCallDeadline is the small call with a context that can
+// end (a timeout per call, as most callers have): the caller reads its
+// own answer through an interruptible read.
+func BenchmarkSmallCallDeadline(b *testing.B) {
+	in, _ := bridgeChild(b)
+	v := jsontext.Value(small)
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := in.Echo(ctx, v)
+		return err
+	}
+	warmUp(b, func() { call() })
+	for b.Loop() {
+		if err := call(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func BenchmarkConcurrent16(b *testing.B) {
