@@ -297,6 +297,8 @@ func eventually(t testing.TB, what string, cond func() bool) {
 // timers (the reader's hand-off, the role's linger) counts as blocked
 // although it will go on a moment later. After settle, whatever the
 // bubble still waits for needs more than a minute or an outside event.
+// A context from ctxT made in the bubble has expired by then: tests that
+// settle use context.Background.
 func settle() {
 	time.Sleep(time.Minute)
 	synctest.Wait()

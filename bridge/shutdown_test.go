@@ -4,12 +4,14 @@ package bridge_test
 // that dies mid-call.
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mpbridge/mpbridge/bridge"
@@ -102,14 +104,16 @@ func TestReleaseInitShutsDown(t *testing.T) {
 }
 
 func TestDrainLimit(t *testing.T) {
-	w := newWire(t, &bridge.Options{DrainTimeout: 50 * time.Millisecond})
-	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":60000}}` + "\n")
-	eventually(t, "the call to start", func() bool { return inFlight(w.server) == 1 })
-	w.w.Close()
-	if m := w.recvJSON(); errCode(m) != -32800 {
-		t.Fatalf("got %v, want -32800", m)
-	}
-	<-w.server.Done()
+	synctest.Test(t, func(t *testing.T) {
+		w := newWire(t, &bridge.Options{DrainTimeout: 50 * time.Millisecond})
+		w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":60000}}` + "\n")
+		eventually(t, "the call to start", func() bool { return inFlight(w.server) == 1 })
+		w.w.Close()
+		if m := w.recvJSON(); errCode(m) != -32800 {
+			t.Fatalf("got %v, want -32800", m)
+		}
+		<-w.server.Done()
+	})
 }
 
 func TestPeerDiesFailsPending(t *testing.T) {
@@ -118,10 +122,19 @@ func TestPeerDiesFailsPending(t *testing.T) {
 	s2cR, s2cW := io.Pipe()
 	client := bridge.New(s2cR, c2sW, &bridge.Options{Adapter: callbacks.Default.Adapter(), Logger: quiet, Name: "child[42]"})
 	defer client.Close()
-	go io.Copy(io.Discard, c2sR)
+	sent := make(chan string, 1)
+	go func() {
+		br := bufio.NewReader(c2sR)
+		l, _ := br.ReadString('\n')
+		sent <- l
+		io.Copy(io.Discard, br)
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- client.Call(ctxT(t), "Init.sleep", map[string]int{"ms": 60000}, nil) }()
-	time.Sleep(10 * time.Millisecond)
+	// Mid-call: once the request is on the wire.
+	if l := <-sent; !strings.Contains(l, `"Init.sleep"`) {
+		t.Fatalf("the client wrote %q, want the call", l)
+	}
 	s2cW.Close()
 	err := <-errc
 	if bridge.ErrorCode(err) != bridge.CodeDisconnected || !strings.Contains(err.Error(), "child[42]") {
