@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -246,30 +247,41 @@ func (s *orderSvc) Check(context.Context) (int, error) {
 	return s.checkSaw, nil
 }
 
+// TestDuplicateInFlightID: a request reusing the id of one still running
+// is refused with -32600, and the first is answered. In a synctest bubble,
+// so the first call's 200 ms sleep cannot end before the duplicate is
+// read, however slow the machine.
 func TestDuplicateInFlightID(t *testing.T) {
-	w := newWire(t, nil)
-	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":200}}` + "\n")
-	eventually(t, "the call to start", func() bool { return inFlight(w.server) == 1 })
-	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.ping"}` + "\n")
-	if m := w.recvJSON(); errCode(m) != -32600 {
-		t.Fatalf("duplicate: %v", m)
-	}
-	if m := w.recvJSON(); m["error"] != nil || fmt.Sprint(m["id"]) != "1" {
-		t.Fatalf("first call: %v", m)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		w := newWire(t, nil)
+		w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":200}}` + "\n")
+		eventually(t, "the call to start", func() bool { return inFlight(w.server) == 1 })
+		w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.ping"}` + "\n")
+		if m := w.recvJSON(); errCode(m) != -32600 {
+			t.Fatalf("duplicate: %v", m)
+		}
+		if m := w.recvJSON(); m["error"] != nil || fmt.Sprint(m["id"]) != "1" {
+			t.Fatalf("first call: %v", m)
+		}
+	})
 }
 
+// TestInFlightLimit: with MaxInFlight calls running, the next is refused
+// with -32003 naming the limit. In a synctest bubble, so the running
+// calls' 300 ms cannot pass before the third is read.
 func TestInFlightLimit(t *testing.T) {
-	w := newWire(t, &bridge.Options{MaxInFlight: 2})
-	for i := range 3 {
-		w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"Init.sleep","params":{"ms":300}}`+"\n", i))
-	}
-	m := w.recvJSON()
-	if errCode(m) != -32003 || fmt.Sprint(m["id"]) != "2" || !strings.Contains(fmt.Sprint(m["error"]), "in flight") {
-		t.Fatalf("over the limit: %v", m)
-	}
-	w.recvJSON()
-	w.recvJSON()
+	synctest.Test(t, func(t *testing.T) {
+		w := newWire(t, &bridge.Options{MaxInFlight: 2})
+		for i := range 3 {
+			w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"Init.sleep","params":{"ms":300}}`+"\n", i))
+		}
+		m := w.recvJSON()
+		if errCode(m) != -32003 || fmt.Sprint(m["id"]) != "2" || !strings.Contains(fmt.Sprint(m["error"]), "in flight") {
+			t.Fatalf("over the limit: %v", m)
+		}
+		w.recvJSON()
+		w.recvJSON()
+	})
 }
 
 func TestDiscover(t *testing.T) {
