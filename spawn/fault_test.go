@@ -35,6 +35,7 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/sigstop"
 	"github.com/mpbridge/mpbridge/internal/testsvc"
 )
 
@@ -437,7 +438,7 @@ func TestFaultStopContCancel(t *testing.T) {
 	if err := callWithin(t, timeout, c, "Init.ping", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+	if err := sigstop.Stop(pid, timeout); err != nil { // every thread stopped, not only signalled
 		t.Fatal(err)
 	}
 	stopped := true
@@ -512,7 +513,7 @@ func TestFaultStopCancelBlockedWrite(t *testing.T) {
 	if err := callWithin(t, timeout, c, "Init.ping", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+	if err := sigstop.Stop(pid, timeout); err != nil { // every thread stopped, not only signalled
 		t.Fatal(err)
 	}
 	cont := time.AfterFunc(3*time.Second, func() { syscall.Kill(pid, syscall.SIGCONT) })
