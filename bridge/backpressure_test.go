@@ -11,12 +11,16 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mpbridge/mpbridge/bridge"
 )
 
 // goroutineSampler records the highest goroutine count seen while it runs.
+// It ticks on the real clock, so start it outside a synctest bubble: there
+// it samples while the bubble's goroutines run, where a sampler inside the
+// bubble would tick only when they all wait.
 type goroutineSampler struct {
 	max  atomic.Int64
 	stop chan struct{}
@@ -50,8 +54,9 @@ func (s *goroutineSampler) Stop() int {
 	return int(s.max.Load())
 }
 
-// stable waits until the goroutine count has not changed for a while and
-// returns it.
+// stableGoroutines waits until the goroutine count has not changed for a
+// while of real time and returns it. Outside a bubble, where
+// settledGoroutines cannot be used.
 func stableGoroutines(t testing.TB) int {
 	t.Helper()
 	last, since := runtime.NumGoroutine(), time.Now()
@@ -68,6 +73,15 @@ func stableGoroutines(t testing.TB) int {
 	return last
 }
 
+// settledGoroutines, in a synctest bubble, settles it and returns the
+// number of goroutines in the process. Goroutines outside the bubble (the
+// sampler; idle workers of earlier tests, which only end) count too, so it
+// is an upper bound of the bubble's.
+func settledGoroutines() int {
+	settle()
+	return runtime.NumGoroutine()
+}
+
 // pipelined returns n ping requests, ids 0..n-1, as one string.
 func pipelined(n int) string {
 	var b strings.Builder
@@ -81,101 +95,113 @@ func pipelined(n int) string {
 // requests and reads nothing. The server stops reading (the peer's writes
 // block) instead of queueing: its goroutines stay within MaxInFlight plus
 // a few. When the peer reads again every request gets exactly one reply,
-// a result or -32003, and the peer's writes complete.
+// a result or -32003, and the peer's writes complete. In a synctest
+// bubble: the stall is the bubble settled, not a goroutine count that
+// stood still for a while of real time.
 func TestBackpressureStalledReader(t *testing.T) {
 	const n = 10000
 	for _, limit := range []int{64, bridge.DefaultMaxInFlight} {
 		t.Run(fmt.Sprintf("MaxInFlight=%d", limit), func(t *testing.T) {
-			base := stableGoroutines(t)
-			p := newPeer(t, &bridge.Options{MaxInFlight: limit})
 			sampler := sampleGoroutines()
-			written := make(chan error, 1)
-			go func() {
-				_, err := io.WriteString(p.in, pipelined(n))
-				written <- err
-			}()
-			stalled := stableGoroutines(t)
-			select {
-			case err := <-written:
-				t.Fatalf("all %d requests were read (%v) although no reply was: the server buffers without bound", n, err)
-			default:
-			}
-			bound := base + limit + 32
-			if stalled > bound {
-				t.Errorf("%d goroutines while stalled (%d before), want at most MaxInFlight + 32 = %d", stalled, base, bound)
-			}
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			t.Logf("stalled: %d goroutines (%d before), heap in use %.1f MiB", stalled, base, float64(ms.HeapInuse)/(1<<20))
-
-			// Read again: every id exactly once.
-			seen := make([]bool, n)
-			refused := 0
-			for range n {
-				m := p.recvJSON()
-				id, err := strconv.Atoi(fmt.Sprint(m["id"]))
-				if err != nil || id < 0 || id >= n {
-					t.Fatalf("reply with unexpected id: %v", m)
-				}
-				if seen[id] {
-					t.Fatalf("id %d answered twice", id)
-				}
-				seen[id] = true
-				switch {
-				case m["result"] == "pong":
-				case errCode(m) == bridge.CodeLimit:
-					refused++
+			synctest.Test(t, func(t *testing.T) {
+				base := settledGoroutines()
+				p := newPeer(t, &bridge.Options{MaxInFlight: limit})
+				written := make(chan error, 1)
+				go func() {
+					_, err := io.WriteString(p.in, pipelined(n))
+					written <- err
+				}()
+				stalled := settledGoroutines()
+				select {
+				case err := <-written:
+					t.Fatalf("all %d requests were read (%v) although no reply was: the server buffers without bound", n, err)
 				default:
-					t.Fatalf("reply %v, want pong or -32003", m)
 				}
-			}
-			select {
-			case err := <-written:
-				if err != nil {
-					t.Fatalf("write: %v", err)
+				bound := base + limit + 32
+				if stalled > bound {
+					t.Errorf("%d goroutines while stalled (%d before), want at most MaxInFlight + 32 = %d", stalled, base, bound)
 				}
-			case <-time.After(testTimeout):
-				t.Fatal("the peer's writes did not complete once it read again")
-			}
-			if max := sampler.Stop(); max > bound {
-				t.Errorf("goroutines peaked at %d, want at most %d", max, bound)
-			} else {
-				t.Logf("goroutines peaked at %d; %d of %d requests refused with -32003", max, refused, n)
-			}
-			p.checkServing()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				t.Logf("stalled: %d goroutines (%d before), heap in use %.1f MiB", stalled, base, float64(ms.HeapInuse)/(1<<20))
+
+				// Read again: every id exactly once.
+				seen := make([]bool, n)
+				refused := 0
+				for range n {
+					m := p.recvJSON()
+					id, err := strconv.Atoi(fmt.Sprint(m["id"]))
+					if err != nil || id < 0 || id >= n {
+						t.Fatalf("reply with unexpected id: %v", m)
+					}
+					if seen[id] {
+						t.Fatalf("id %d answered twice", id)
+					}
+					seen[id] = true
+					switch {
+					case m["result"] == "pong":
+					case errCode(m) == bridge.CodeLimit:
+						refused++
+					default:
+						t.Fatalf("reply %v, want pong or -32003", m)
+					}
+				}
+				select {
+				case err := <-written:
+					if err != nil {
+						t.Fatalf("write: %v", err)
+					}
+				case <-time.After(testTimeout):
+					t.Fatal("the peer's writes did not complete once it read again")
+				}
+				if max := sampler.Stop(); max > bound {
+					t.Errorf("goroutines peaked at %d, want at most %d", max, bound)
+				} else {
+					t.Logf("goroutines peaked at %d; %d of %d requests refused with -32003", max, refused, n)
+				}
+				p.checkServing()
+			})
 		})
 	}
 }
 
 // TestBackpressureCloseWhileStalled: Close on a connection stalled by a
 // peer that does not read returns at once, fails the writer, and leaves
-// no goroutine behind.
+// no goroutine behind. In a synctest bubble: "at once" is without the
+// fake clock moving, and the goroutines are counted once the bubble has
+// settled.
 func TestBackpressureCloseWhileStalled(t *testing.T) {
-	base := stableGoroutines(t)
-	p := newPeer(t, &bridge.Options{MaxInFlight: 256})
-	written := make(chan error, 1)
-	go func() {
-		_, err := io.WriteString(p.in, pipelined(10000))
-		written <- err
-	}()
-	stableGoroutines(t)
-	start := time.Now()
-	closed := make(chan struct{})
-	go func() { p.server.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(2 * time.Second):
-		t.Fatal("Close of a stalled connection did not return within 2 s")
-	}
-	t.Logf("Close returned after %v", time.Since(start))
-	select {
-	case err := <-written:
-		if err == nil {
-			t.Error("the peer's write succeeded after Close")
+	synctest.Test(t, func(t *testing.T) {
+		base := settledGoroutines()
+		p := newPeer(t, &bridge.Options{MaxInFlight: 256})
+		written := make(chan error, 1)
+		go func() {
+			_, err := io.WriteString(p.in, pipelined(10000))
+			written <- err
+		}()
+		settle()
+		start := time.Now()
+		closed := make(chan struct{})
+		go func() { p.server.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(2 * time.Second):
+			t.Fatal("Close of a stalled connection did not return within 2 s")
 		}
-	case <-time.After(testTimeout):
-		t.Fatal("the peer's write still blocks after Close")
-	}
-	p.outR.Close()
-	eventually(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base+2 })
+		if d := time.Since(start); d != 0 {
+			t.Errorf("Close of a stalled connection returned after %v of fake time; want at once", d)
+		}
+		select {
+		case err := <-written:
+			if err == nil {
+				t.Error("the peer's write succeeded after Close")
+			}
+		case <-time.After(testTimeout):
+			t.Fatal("the peer's write still blocks after Close")
+		}
+		p.outR.Close()
+		if n := settledGoroutines(); n > base+2 {
+			t.Errorf("%d goroutines after Close (%d before), want at most %d", n, base, base+2)
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mpbridge/mpbridge/bridge"
@@ -129,34 +130,38 @@ func TestCallbackFailures(t *testing.T) {
 
 // TestConcurrentCallbacks is C4: the callee calls back 8 times at once
 // (8 calls each calling back once), each callback taking 300 ms: they run
-// concurrently, so all are done in well under 8 x 300 ms.
+// concurrently, so all are done in well under 8 x 300 ms. In a synctest
+// bubble: the 300 ms pass on the fake clock, which moves only when every
+// callback waits, so the measure is exact.
 func TestConcurrentCallbacks(t *testing.T) {
-	client, _ := pair(t, &testsvc.Service{}, nil, nil)
-	in := initOf(t, client)
-	ctx := ctxT(t)
-	const d = 300 * time.Millisecond
-	var running, peak atomic.Int64
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			_, err := in.Repeat(ctx, func(context.Context, int) error {
-				n := running.Add(1)
-				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+	synctest.Test(t, func(t *testing.T) {
+		client, _ := pair(t, &testsvc.Service{}, nil, nil)
+		in := initOf(t, client)
+		ctx := ctxT(t)
+		const d = 300 * time.Millisecond
+		var running, peak atomic.Int64
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				_, err := in.Repeat(ctx, func(context.Context, int) error {
+					n := running.Add(1)
+					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+					}
+					time.Sleep(d)
+					running.Add(-1)
+					return nil
+				}, 1)
+				if err != nil {
+					t.Error(err)
 				}
-				time.Sleep(d)
-				running.Add(-1)
-				return nil
-			}, 1)
-			if err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	if el := time.Since(start); el > 4*d || peak.Load() != 8 {
-		t.Errorf("8 callbacks of %v took %v with at most %d at once, want about %v with 8 at once", d, el, peak.Load(), d)
-	}
+			})
+		}
+		wg.Wait()
+		if el := time.Since(start); el > 4*d || peak.Load() != 8 {
+			t.Errorf("8 callbacks of %v took %v with at most %d at once, want about %v with 8 at once", d, el, peak.Load(), d)
+		}
+	})
 }
 
 // TestBlockedCallbackDoesNotBlock is C5: while a callback is blocked, 100

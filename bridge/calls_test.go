@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/internal/testsvc"
@@ -81,23 +82,26 @@ func TestManyConcurrentCalls(t *testing.T) {
 // choice (docs/PROTOCOL.md §8): a request whose id is already in flight is
 // refused -32600 and the first one is not disturbed, so in
 // [sleep id 1, ping id 1, ping id 2] the sleep runs, the second id 1 is
-// refused, and id 2 is answered.
+// refused, and id 2 is answered. In a synctest bubble, so the sleep's
+// 50 ms cannot pass before the duplicate is looked at.
 func TestDuplicateIDInBatch(t *testing.T) {
-	p := newPeer(t, nil)
-	p.send(`[{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":50}},{"jsonrpc":"2.0","id":1,"method":"Init.ping"},{"jsonrpc":"2.0","id":2,"method":"Init.ping"}]` + "\n")
-	var replies []map[string]any
-	if err := json.Unmarshal([]byte(p.recv()), &replies); err != nil || len(replies) != 3 {
-		t.Fatalf("batch reply: %v %v", replies, err)
-	}
-	var got []string
-	for _, m := range replies {
-		e, _ := m["error"].(map[string]any)
-		got = append(got, fmt.Sprintf("%v:%v:%v", m["id"], m["result"], e["code"]))
-	}
-	sort.Strings(got)
-	if want := "[1:<nil>:-32600 1:<nil>:<nil> 2:pong:<nil>]"; fmt.Sprint(got) != want {
-		t.Errorf("batch with a duplicate id: %v, want %s", got, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p := newPeer(t, nil)
+		p.send(`[{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":50}},{"jsonrpc":"2.0","id":1,"method":"Init.ping"},{"jsonrpc":"2.0","id":2,"method":"Init.ping"}]` + "\n")
+		var replies []map[string]any
+		if err := json.Unmarshal([]byte(p.recv()), &replies); err != nil || len(replies) != 3 {
+			t.Fatalf("batch reply: %v %v", replies, err)
+		}
+		var got []string
+		for _, m := range replies {
+			e, _ := m["error"].(map[string]any)
+			got = append(got, fmt.Sprintf("%v:%v:%v", m["id"], m["result"], e["code"]))
+		}
+		sort.Strings(got)
+		if want := "[1:<nil>:-32600 1:<nil>:<nil> 2:pong:<nil>]"; fmt.Sprint(got) != want {
+			t.Errorf("batch with a duplicate id: %v, want %s", got, want)
+		}
+	})
 }
 
 // ignoreInit answers every call with null.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -191,33 +192,40 @@ func TestSubscriptionKeepsCallback(t *testing.T) {
 	}
 }
 
+// TestNotificationsInOrderBeforeLaterCall: notifications are handled one
+// after another in the order sent, all before a later call. Each handler
+// sleeps a moment; in a synctest bubble that moment passes only when
+// everything else waits, so handlers run out of turn would be caught
+// every time, not only when the machine happens to interleave them.
 func TestNotificationsInOrderBeforeLaterCall(t *testing.T) {
-	svc := &orderSvc{}
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	reg := &callbacks.Registry{}
-	callbacks.RegisterIn(reg, callbacks.Interface[orderer]{Name: "Init", Params: map[string][]string{"Note": {"i"}}})
-	srv := bridge.New(inR, outW, &bridge.Options{Bootstrap: callbacks.ExportIn[orderer](reg, svc), Adapter: reg.Adapter(), Logger: quiet})
-	defer srv.Close()
-	go io.Copy(io.Discard, outR)
-	var b strings.Builder
-	for i := range 100 {
-		fmt.Fprintf(&b, `{"jsonrpc":"2.0","method":"Init.note","params":{"i":%d}}`+"\n", i)
-	}
-	b.WriteString(`{"jsonrpc":"2.0","id":1,"method":"Init.check"}` + "\n")
-	io.WriteString(inW, b.String())
-	inW.Close()
-	<-srv.Done()
-	svc.mu.Lock()
-	defer svc.mu.Unlock()
-	if len(svc.seen) != 100 || svc.checkSaw != 100 {
-		t.Fatalf("check saw %d notes of %d", svc.checkSaw, len(svc.seen))
-	}
-	for i, v := range svc.seen {
-		if v != i {
-			t.Fatalf("notes out of order: %v", svc.seen)
+	synctest.Test(t, func(t *testing.T) {
+		svc := &orderSvc{}
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		reg := &callbacks.Registry{}
+		callbacks.RegisterIn(reg, callbacks.Interface[orderer]{Name: "Init", Params: map[string][]string{"Note": {"i"}}})
+		srv := bridge.New(inR, outW, &bridge.Options{Bootstrap: callbacks.ExportIn[orderer](reg, svc), Adapter: reg.Adapter(), Logger: quiet})
+		defer srv.Close()
+		go io.Copy(io.Discard, outR)
+		var b strings.Builder
+		for i := range 100 {
+			fmt.Fprintf(&b, `{"jsonrpc":"2.0","method":"Init.note","params":{"i":%d}}`+"\n", i)
 		}
-	}
+		b.WriteString(`{"jsonrpc":"2.0","id":1,"method":"Init.check"}` + "\n")
+		io.WriteString(inW, b.String())
+		inW.Close()
+		<-srv.Done()
+		svc.mu.Lock()
+		defer svc.mu.Unlock()
+		if len(svc.seen) != 100 || svc.checkSaw != 100 {
+			t.Fatalf("check saw %d notes of %d", svc.checkSaw, len(svc.seen))
+		}
+		for i, v := range svc.seen {
+			if v != i {
+				t.Fatalf("notes out of order: %v", svc.seen)
+			}
+		}
+	})
 }
 
 type orderer interface {
@@ -246,30 +254,41 @@ func (s *orderSvc) Check(context.Context) (int, error) {
 	return s.checkSaw, nil
 }
 
+// TestDuplicateInFlightID: a request reusing the id of one still running
+// is refused with -32600, and the first is answered. In a synctest bubble,
+// so the first call's 200 ms sleep cannot end before the duplicate is
+// read, however slow the machine.
 func TestDuplicateInFlightID(t *testing.T) {
-	w := newWire(t, nil)
-	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":200}}` + "\n")
-	eventually(t, "the call to start", func() bool { return inFlight(w.server) == 1 })
-	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.ping"}` + "\n")
-	if m := w.recvJSON(); errCode(m) != -32600 {
-		t.Fatalf("duplicate: %v", m)
-	}
-	if m := w.recvJSON(); m["error"] != nil || fmt.Sprint(m["id"]) != "1" {
-		t.Fatalf("first call: %v", m)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		w := newWire(t, nil)
+		w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":200}}` + "\n")
+		eventually(t, "the call to start", func() bool { return inFlight(w.server) == 1 })
+		w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.ping"}` + "\n")
+		if m := w.recvJSON(); errCode(m) != -32600 {
+			t.Fatalf("duplicate: %v", m)
+		}
+		if m := w.recvJSON(); m["error"] != nil || fmt.Sprint(m["id"]) != "1" {
+			t.Fatalf("first call: %v", m)
+		}
+	})
 }
 
+// TestInFlightLimit: with MaxInFlight calls running, the next is refused
+// with -32003 naming the limit. In a synctest bubble, so the running
+// calls' 300 ms cannot pass before the third is read.
 func TestInFlightLimit(t *testing.T) {
-	w := newWire(t, &bridge.Options{MaxInFlight: 2})
-	for i := range 3 {
-		w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"Init.sleep","params":{"ms":300}}`+"\n", i))
-	}
-	m := w.recvJSON()
-	if errCode(m) != -32003 || fmt.Sprint(m["id"]) != "2" || !strings.Contains(fmt.Sprint(m["error"]), "in flight") {
-		t.Fatalf("over the limit: %v", m)
-	}
-	w.recvJSON()
-	w.recvJSON()
+	synctest.Test(t, func(t *testing.T) {
+		w := newWire(t, &bridge.Options{MaxInFlight: 2})
+		for i := range 3 {
+			w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"Init.sleep","params":{"ms":300}}`+"\n", i))
+		}
+		m := w.recvJSON()
+		if errCode(m) != -32003 || fmt.Sprint(m["id"]) != "2" || !strings.Contains(fmt.Sprint(m["error"]), "in flight") {
+			t.Fatalf("over the limit: %v", m)
+		}
+		w.recvJSON()
+		w.recvJSON()
+	})
 }
 
 func TestDiscover(t *testing.T) {
@@ -445,34 +464,40 @@ func (e *editorImpl) Edit(_ context.Context, seq int) error {
 	return nil
 }
 
+// TestSerialObject: the calls on a serial object run one at a time, in
+// the order sent. Each call sleeps a moment; in a synctest bubble that
+// moment passes only when everything else waits, so calls allowed to
+// overlap would overlap every time.
 func TestSerialObject(t *testing.T) {
-	reg := &callbacks.Registry{}
-	callbacks.RegisterIn(reg, callbacks.Interface[editor]{Name: "Init", Params: map[string][]string{"Edit": {"seq"}}, Serial: true})
-	ed := &editorImpl{}
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	srv := bridge.New(inR, outW, &bridge.Options{Bootstrap: callbacks.ExportIn[editor](reg, ed), Adapter: reg.Adapter(), Logger: quiet})
-	defer srv.Close()
-	var b strings.Builder
-	for i := range 50 {
-		fmt.Fprintf(&b, `{"jsonrpc":"2.0","id":%d,"method":"Init.edit","params":{"seq":%d}}`+"\n", i, i)
-	}
-	go func() { io.WriteString(inW, b.String()); inW.Close() }()
-	io.Copy(io.Discard, outR)
-	<-srv.Done()
-	ed.mu.Lock()
-	defer ed.mu.Unlock()
-	if ed.overlap {
-		t.Fatal("calls on a serial object overlapped")
-	}
-	for i, v := range ed.order {
-		if v != i {
-			t.Fatalf("serial calls out of order: %v", ed.order)
+	synctest.Test(t, func(t *testing.T) {
+		reg := &callbacks.Registry{}
+		callbacks.RegisterIn(reg, callbacks.Interface[editor]{Name: "Init", Params: map[string][]string{"Edit": {"seq"}}, Serial: true})
+		ed := &editorImpl{}
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		srv := bridge.New(inR, outW, &bridge.Options{Bootstrap: callbacks.ExportIn[editor](reg, ed), Adapter: reg.Adapter(), Logger: quiet})
+		defer srv.Close()
+		var b strings.Builder
+		for i := range 50 {
+			fmt.Fprintf(&b, `{"jsonrpc":"2.0","id":%d,"method":"Init.edit","params":{"seq":%d}}`+"\n", i, i)
 		}
-	}
-	if len(ed.order) != 50 {
-		t.Fatalf("%d calls ran", len(ed.order))
-	}
+		go func() { io.WriteString(inW, b.String()); inW.Close() }()
+		io.Copy(io.Discard, outR)
+		<-srv.Done()
+		ed.mu.Lock()
+		defer ed.mu.Unlock()
+		if ed.overlap {
+			t.Fatal("calls on a serial object overlapped")
+		}
+		for i, v := range ed.order {
+			if v != i {
+				t.Fatalf("serial calls out of order: %v", ed.order)
+			}
+		}
+		if len(ed.order) != 50 {
+			t.Fatalf("%d calls ran", len(ed.order))
+		}
+	})
 }
 
 // Large messages cross in both directions at once without deadlock and

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -287,6 +288,20 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		runtime.Gosched()
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// settle, in a synctest bubble, lets the fake clock run on by a minute
+// and then waits until every other goroutine of the bubble is durably
+// blocked. synctest.Wait alone is not enough to show that the connection
+// has stopped: a goroutine waiting on one of the connection's short
+// timers (the reader's hand-off, the role's linger) counts as blocked
+// although it will go on a moment later. After settle, whatever the
+// bubble still waits for needs more than a minute or an outside event.
+// A context from ctxT made in the bubble has expired by then: tests that
+// settle use context.Background.
+func settle() {
+	time.Sleep(time.Minute)
+	synctest.Wait()
 }
 
 var bridgeOptionsMax = bridge.Options{MaxMessageSize: 1024}

@@ -195,74 +195,89 @@ func (l *lineCounter) count() int {
 }
 
 // TestPeerLogsRateLimited (issue 10, item 13): 10,000 bogus releases (and
-// other log-worthy junk) cause a handful of log lines, not 10,000.
+// other log-worthy junk) cause a handful of log lines, not 10,000: a burst,
+// then one a second. The limit is a matter of time, so it runs in a
+// synctest bubble: the clock moves only when everything waits, and the
+// allowance below is exact rather than padded for a slow machine.
 func TestPeerLogsRateLimited(t *testing.T) {
-	lc := &lineCounter{}
-	w := newWire(t, &bridge.Options{Logger: slog.New(lc)})
-	var b strings.Builder
-	for i := range 10000 {
-		switch i % 4 {
-		case 0:
-			fmt.Fprintf(&b, `{"jsonrpc":"2.0","method":"release","params":{"handle":"s%d"}}`+"\n", i)
-		case 1:
-			b.WriteString(`{"jsonrpc":"2.0","method":"release","params":{"handle":"init","count":0}}` + "\n")
-		case 2:
-			fmt.Fprintf(&b, `{"jsonrpc":"2.0","id":%d,"result":null}`+"\n", i)
-		case 3:
-			b.WriteString(`{"jsonrpc":"2.0","method":"cancel","params":{}}` + "\n")
+	synctest.Test(t, func(t *testing.T) {
+		lc := &lineCounter{}
+		w := newWire(t, &bridge.Options{Logger: slog.New(lc)})
+		var b strings.Builder
+		for i := range 10000 {
+			switch i % 4 {
+			case 0:
+				fmt.Fprintf(&b, `{"jsonrpc":"2.0","method":"release","params":{"handle":"s%d"}}`+"\n", i)
+			case 1:
+				b.WriteString(`{"jsonrpc":"2.0","method":"release","params":{"handle":"init","count":0}}` + "\n")
+			case 2:
+				fmt.Fprintf(&b, `{"jsonrpc":"2.0","id":%d,"result":null}`+"\n", i)
+			case 3:
+				b.WriteString(`{"jsonrpc":"2.0","method":"cancel","params":{}}` + "\n")
+			}
 		}
-	}
-	start := time.Now()
-	w.send(b.String())
-	w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.ping"}` + "\n")
-	if got := w.recv(); !strings.Contains(got, "pong") {
-		t.Fatalf("after the junk: %q", got)
-	}
-	// A burst, then one a second.
-	limit := 10 + int(time.Since(start).Seconds()) + 2
-	if n := lc.count(); n > limit {
-		t.Errorf("BUG: 10,000 bogus messages wrote %d log lines; want at most %d", n, limit)
-	}
-	if lc.count() == 0 {
-		t.Error("no log line at all for 10,000 bogus messages")
-	}
+		start := time.Now()
+		w.send(b.String())
+		w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.ping"}` + "\n")
+		if got := w.recv(); !strings.Contains(got, "pong") {
+			t.Fatalf("after the junk: %q", got)
+		}
+		// A burst, then one a second.
+		limit := 10 + int(time.Since(start).Seconds()) + 2
+		if n := lc.count(); n > limit {
+			t.Errorf("BUG: 10,000 bogus messages wrote %d log lines; want at most %d", n, limit)
+		}
+		if lc.count() == 0 {
+			t.Error("no log line at all for 10,000 bogus messages")
+		}
+	})
 }
 
 // TestLivenessFailsSilentPeer (issue 10, item 10): a peer that reads but
 // answers nothing, not even rpc.ping, fails the pending call with -32002
 // naming it after the liveness timeout, and the connection ends with
-// ErrNotResponding.
+// ErrNotResponding. In a synctest bubble: the timeout passes on the fake
+// clock, and the call fails neither before it nor after the next check.
 func TestLivenessFailsSilentPeer(t *testing.T) {
-	s := newRawServer(t, &bridge.Options{Liveness: 300 * time.Millisecond, Name: "stopped[42]"})
-	var pinged atomic.Bool
-	go func() {
-		for {
-			l, err := s.in.ReadString('\n')
-			if err != nil {
-				return
+	synctest.Test(t, func(t *testing.T) {
+		const liveness = 300 * time.Millisecond
+		s := newRawServer(t, &bridge.Options{Liveness: liveness, Name: "stopped[42]"})
+		var pinged atomic.Bool
+		go func() {
+			for {
+				l, err := s.in.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if strings.Contains(l, `"rpc.ping"`) {
+					pinged.Store(true)
+				}
 			}
-			if strings.Contains(l, `"rpc.ping"`) {
-				pinged.Store(true)
+		}()
+		errc := make(chan error, 1)
+		start := time.Now()
+		go func() { errc <- s.client.Call(context.Background(), "Init.ping", nil, nil) }()
+		select {
+		case err := <-errc:
+			var e *bridge.Error
+			if !errors.As(err, &e) || e.Code != bridge.CodeDisconnected || e.Message != "stopped[42] not responding for 300ms" {
+				t.Errorf("call to a silent peer = %v; want -32002 \"stopped[42] not responding for 300ms\"", err)
 			}
+		case <-time.After(testTimeout):
+			t.Fatal("BUG: a call to a peer that answers nothing waits forever")
 		}
-	}()
-	errc := make(chan error, 1)
-	go func() { errc <- s.client.Call(context.Background(), "Init.ping", nil, nil) }()
-	select {
-	case err := <-errc:
-		var e *bridge.Error
-		if !errors.As(err, &e) || e.Code != bridge.CodeDisconnected || e.Message != "stopped[42] not responding for 300ms" {
-			t.Errorf("call to a silent peer = %v; want -32002 \"stopped[42] not responding for 300ms\"", err)
+		// The check runs every liveness/3: the call fails at the first
+		// check past the timeout.
+		if d, most := time.Since(start), liveness+liveness/3; d < liveness || d > most {
+			t.Errorf("the call to a silent peer failed after %v; want between the liveness timeout %v and %v", d, liveness, most)
 		}
-	case <-time.After(testTimeout):
-		t.Fatal("BUG: a call to a peer that answers nothing waits forever")
-	}
-	if !pinged.Load() {
-		t.Error("the silent peer was never sent rpc.ping")
-	}
-	if err := s.client.Wait(); !errors.Is(err, bridge.ErrNotResponding) {
-		t.Errorf("Wait = %v; want ErrNotResponding", err)
-	}
+		if !pinged.Load() {
+			t.Error("the silent peer was never sent rpc.ping")
+		}
+		if err := s.client.Wait(); !errors.Is(err, bridge.ErrNotResponding) {
+			t.Errorf("Wait = %v; want ErrNotResponding", err)
+		}
+	})
 }
 
 // TestLivenessKeepsSlowCall: a call that runs longer than the liveness
@@ -299,58 +314,52 @@ func TestLivenessIdleIsFine(t *testing.T) {
 // TestOutputBudgetPausesInput (issue 10, item 9): a peer that sends
 // requests and never reads the answers is not read further once the
 // unsent output passes MaxQueued; when it reads again, everything is
-// answered.
+// answered. In a synctest bubble: settle returns once the server and the
+// peer are both blocked for good, which is the pause itself, instead of
+// watching a counter stand still for a while of real time.
 func TestOutputBudgetPausesInput(t *testing.T) {
-	const budget = 256 << 10
-	p := newPeerNoRead(t, &bridge.Options{MaxQueued: budget})
-	value := strings.Repeat("v", 16<<10)
-	req := func(i int) string {
-		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"Init.echo","params":{"value":"%s"}}`+"\n", i, value)
-	}
-	const total = 400 // 6.4 MB of answers
-	var sent atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := range total {
-			if _, err := io.WriteString(p.in, req(i)); err != nil {
-				return
+	synctest.Test(t, func(t *testing.T) {
+		const budget = 256 << 10
+		p := newPeerNoRead(t, &bridge.Options{MaxQueued: budget})
+		value := strings.Repeat("v", 16<<10)
+		req := func(i int) string {
+			return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"Init.echo","params":{"value":"%s"}}`+"\n", i, value)
+		}
+		const total = 400 // 6.4 MB of answers
+		var sent atomic.Int64
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := range total {
+				if _, err := io.WriteString(p.in, req(i)); err != nil {
+					return
+				}
+				sent.Add(1)
 			}
-			sent.Add(1)
+		}()
+		// Wait until the server stops taking input: every goroutine of
+		// the bubble blocked, with no short timer left to wake one.
+		settle()
+		if n := sent.Load(); n >= total {
+			t.Fatalf("BUG: the server read all %d requests (%d KiB of answers) from a peer that reads nothing; want it to pause past %d KiB", total, total*16, budget>>10)
+		} else if queued := n * 16 << 10; queued > 4*budget+int64(64*(16<<10)) {
+			t.Errorf("the server read %d requests before pausing: %d KiB of answers for a budget of %d KiB", n, queued>>10, budget>>10)
 		}
-	}()
-	// Wait until the server stops taking input.
-	var last int64 = -1
-	for stable := 0; stable < 5; {
-		time.Sleep(100 * time.Millisecond)
-		if n := sent.Load(); n == last {
-			stable++
-		} else {
-			last, stable = n, 0
+		// Reading again lets everything through.
+		got := 0
+		br := bufio.NewReaderSize(p.out, 64<<10)
+		for got < total {
+			l, err := br.ReadBytes('\n')
+			if err != nil {
+				t.Fatalf("after %d answers: %v", got, err)
+			}
+			if !bytes.Contains(l, []byte(`"result"`)) {
+				t.Fatalf("answer %d: %.100s", got, l)
+			}
+			got++
 		}
-		if last == total {
-			break
-		}
-	}
-	if n := sent.Load(); n >= total {
-		t.Fatalf("BUG: the server read all %d requests (%d KiB of answers) from a peer that reads nothing; want it to pause past %d KiB", total, total*16, budget>>10)
-	} else if queued := n * 16 << 10; queued > 4*budget+int64(64*(16<<10)) {
-		t.Errorf("the server read %d requests before pausing: %d KiB of answers for a budget of %d KiB", n, queued>>10, budget>>10)
-	}
-	// Reading again lets everything through.
-	got := 0
-	br := bufio.NewReaderSize(p.out, 64<<10)
-	for got < total {
-		l, err := br.ReadBytes('\n')
-		if err != nil {
-			t.Fatalf("after %d answers: %v", got, err)
-		}
-		if !bytes.Contains(l, []byte(`"result"`)) {
-			t.Fatalf("answer %d: %.100s", got, l)
-		}
-		got++
-	}
-	<-done
+		<-done
+	})
 }
 
 // peerNoRead is a server whose output the test reads only when it wants.

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mpbridge/mpbridge/bridge"
@@ -487,48 +488,51 @@ func TestLimitNestingDepth(t *testing.T) {
 // DrainTimeout are answered normally; a call still running at the limit is
 // cancelled and answered -32800 naming the limit; the connection then ends
 // in order (Wait nil) soon after the limit. Shutdown (release of init from
-// our side) is bounded the same way.
+// our side) is bounded the same way. In a synctest bubble: the limit and
+// the sleeps pass on the fake clock.
 func TestLimitDrainTime(t *testing.T) {
-	const drain = 300 * time.Millisecond
-	p := newPeer(t, &bridge.Options{DrainTimeout: drain})
-	p.send(`{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":60000}}` + "\n" +
-		`{"jsonrpc":"2.0","id":2,"method":"Init.sleep","params":{"ms":50}}` + "\n")
-	eventually(t, "both calls to run", func() bool { return p.server.Running() == 2 })
-	start := time.Now()
-	p.in.Close()
-	lines := p.recvEOF()
-	elapsed := time.Since(start)
-	if len(lines) != 2 {
-		t.Fatalf("got %q, want two replies", lines)
-	}
-	if got, want := lines[0], `{"jsonrpc":"2.0","id":2,"result":null}`+"\n"; got != want {
-		t.Errorf("call within the drain limit: %q, want %q", got, want)
-	}
-	wantError(t, "call over the drain limit", decodeLine(t, lines[1]), bridge.CodeCancelled, "1", "drain limit of "+drain.String())
-	if err := p.server.Wait(); err != nil {
-		t.Errorf("Wait: %v", err)
-	}
-	if elapsed < drain || elapsed > drain+2*time.Second {
-		t.Errorf("ended %v after end of input; the drain limit is %v", elapsed, drain)
-	}
-
-	// Our own Shutdown is bounded by the same limit.
-	q := newPeer(t, &bridge.Options{DrainTimeout: drain})
-	q.send(`{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":60000}}` + "\n")
-	eventually(t, "the call to run", func() bool { return q.server.Running() == 1 })
-	start = time.Now()
-	done := make(chan error, 1)
-	go func() { done <- q.server.Shutdown() }()
-	wantError(t, "call cut off by Shutdown", q.recvJSON(), bridge.CodeCancelled, "1", "drain limit")
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Shutdown = %v", err)
+	synctest.Test(t, func(t *testing.T) {
+		const drain = 300 * time.Millisecond
+		p := newPeer(t, &bridge.Options{DrainTimeout: drain})
+		p.send(`{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":60000}}` + "\n" +
+			`{"jsonrpc":"2.0","id":2,"method":"Init.sleep","params":{"ms":50}}` + "\n")
+		eventually(t, "both calls to run", func() bool { return p.server.Running() == 2 })
+		start := time.Now()
+		p.in.Close()
+		lines := p.recvEOF()
+		elapsed := time.Since(start)
+		if len(lines) != 2 {
+			t.Fatalf("got %q, want two replies", lines)
 		}
-	case <-time.After(testTimeout):
-		t.Fatal("Shutdown did not return")
-	}
-	if d := time.Since(start); d < drain || d > drain+2*time.Second {
-		t.Errorf("Shutdown took %v; the drain limit is %v", d, drain)
-	}
+		if got, want := lines[0], `{"jsonrpc":"2.0","id":2,"result":null}`+"\n"; got != want {
+			t.Errorf("call within the drain limit: %q, want %q", got, want)
+		}
+		wantError(t, "call over the drain limit", decodeLine(t, lines[1]), bridge.CodeCancelled, "1", "drain limit of "+drain.String())
+		if err := p.server.Wait(); err != nil {
+			t.Errorf("Wait: %v", err)
+		}
+		if elapsed < drain || elapsed > drain+2*time.Second {
+			t.Errorf("ended %v after end of input; the drain limit is %v", elapsed, drain)
+		}
+
+		// Our own Shutdown is bounded by the same limit.
+		q := newPeer(t, &bridge.Options{DrainTimeout: drain})
+		q.send(`{"jsonrpc":"2.0","id":1,"method":"Init.sleep","params":{"ms":60000}}` + "\n")
+		eventually(t, "the call to run", func() bool { return q.server.Running() == 1 })
+		start = time.Now()
+		done := make(chan error, 1)
+		go func() { done <- q.server.Shutdown() }()
+		wantError(t, "call cut off by Shutdown", q.recvJSON(), bridge.CodeCancelled, "1", "drain limit")
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Shutdown = %v", err)
+			}
+		case <-time.After(testTimeout):
+			t.Fatal("Shutdown did not return")
+		}
+		if d := time.Since(start); d < drain || d > drain+2*time.Second {
+			t.Errorf("Shutdown took %v; the drain limit is %v", d, drain)
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mpbridge/mpbridge/bridge"
@@ -87,39 +88,44 @@ func (o *closingObject) Close() error {
 }
 
 // A release takes effect before anything its sender sent after it is
-// handled (contract §3), the Close of the dropped object included.
+// handled (contract §3), the Close of the dropped object included. The
+// Close takes a moment; in a synctest bubble that moment passes only when
+// everything else waits, so a call run before the Close has finished
+// would be caught every time.
 func TestReleaseClosesBeforeNextMessage(t *testing.T) {
-	var closed atomic.Bool
-	boot := &funcObject{iface: "Init", call: func(ctx context.Context, method string, p *bridge.Params) (any, error) {
-		switch method {
-		case "make":
-			closed.Store(false)
-			return &closingObject{funcObject: funcObject{iface: "Thing"}, closed: &closed}, nil
-		case "closed":
-			return closed.Load(), nil
+	synctest.Test(t, func(t *testing.T) {
+		var closed atomic.Bool
+		boot := &funcObject{iface: "Init", call: func(ctx context.Context, method string, p *bridge.Params) (any, error) {
+			switch method {
+			case "make":
+				closed.Store(false)
+				return &closingObject{funcObject: funcObject{iface: "Thing"}, closed: &closed}, nil
+			case "closed":
+				return closed.Load(), nil
+			}
+			return nil, bridge.Errorf(bridge.CodeMethodNotFound, "no %s", method)
+		}}
+		server, client := bridge.Pair(&bridge.Options{Bootstrap: boot, Logger: quiet}, &bridge.Options{Logger: quiet})
+		defer server.Close()
+		defer client.Close()
+		ctx := ctxT(t)
+		for i := range 20 {
+			var r *bridge.Remote
+			if err := client.Call(ctx, "Init.make", nil, &r); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			var done bool
+			if err := client.Call(ctx, "Init.closed", nil, &done); err != nil {
+				t.Fatal(err)
+			}
+			if !done {
+				t.Fatalf("round %d: a call sent after the release ran before the released object's Close had finished", i)
+			}
 		}
-		return nil, bridge.Errorf(bridge.CodeMethodNotFound, "no %s", method)
-	}}
-	server, client := bridge.Pair(&bridge.Options{Bootstrap: boot, Logger: quiet}, &bridge.Options{Logger: quiet})
-	defer server.Close()
-	defer client.Close()
-	ctx := ctxT(t)
-	for i := range 20 {
-		var r *bridge.Remote
-		if err := client.Call(ctx, "Init.make", nil, &r); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Close(); err != nil {
-			t.Fatal(err)
-		}
-		var done bool
-		if err := client.Call(ctx, "Init.closed", nil, &done); err != nil {
-			t.Fatal(err)
-		}
-		if !done {
-			t.Fatalf("round %d: a call sent after the release ran before the released object's Close had finished", i)
-		}
-	}
+	})
 }
 
 // A connection keeps no queue for a serial object with nothing queued or

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -133,21 +134,27 @@ func TestErrorMessages(t *testing.T) {
 	}
 }
 
+// TestNotificationsNeverAnswered: no notification is answered, whatever
+// becomes of it. In a synctest bubble, so expectNone's 50 ms pass only
+// while the server waits: a slow machine cannot make an answer late
+// enough to slip past it.
 func TestNotificationsNeverAnswered(t *testing.T) {
-	w := newWire(t, nil)
-	w.send(`{"jsonrpc":"2.0","method":"Init.echo","params":{"value":1}}` + "\n")
-	w.send(`{"jsonrpc":"2.0","method":"Init.nosuch"}` + "\n")
-	w.send(`{"jsonrpc":"2.0","method":"Init.add","params":{"a":"x"}}` + "\n")
-	w.send(`{"jsonrpc":"2.0","method":"Init.panic"}` + "\n")
-	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"nosuch"}}` + "\n")
-	w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":7}}` + "\n")
-	w.send(`{"jsonrpc":"2.0","method":"release","params":{"count":"x"}}` + "\n")
-	w.send(`{"jsonrpc":"2.0","method":"$/progress","params":{}}` + "\n")
-	w.send(`{"jsonrpc":"2.0","id":99,"method":"Init.ping"}` + "\n")
-	if got := w.recv(); !strings.Contains(got, `"id":99`) {
-		t.Fatalf("first reply %q, want id 99's", got)
-	}
-	w.expectNone(50 * time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		w := newWire(t, nil)
+		w.send(`{"jsonrpc":"2.0","method":"Init.echo","params":{"value":1}}` + "\n")
+		w.send(`{"jsonrpc":"2.0","method":"Init.nosuch"}` + "\n")
+		w.send(`{"jsonrpc":"2.0","method":"Init.add","params":{"a":"x"}}` + "\n")
+		w.send(`{"jsonrpc":"2.0","method":"Init.panic"}` + "\n")
+		w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"nosuch"}}` + "\n")
+		w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":7}}` + "\n")
+		w.send(`{"jsonrpc":"2.0","method":"release","params":{"count":"x"}}` + "\n")
+		w.send(`{"jsonrpc":"2.0","method":"$/progress","params":{}}` + "\n")
+		w.send(`{"jsonrpc":"2.0","id":99,"method":"Init.ping"}` + "\n")
+		if got := w.recv(); !strings.Contains(got, `"id":99`) {
+			t.Fatalf("first reply %q, want id 99's", got)
+		}
+		w.expectNone(50 * time.Millisecond)
+	})
 }
 
 func TestReleaseAsRequest(t *testing.T) {

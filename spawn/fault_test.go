@@ -12,6 +12,7 @@ package spawn
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,7 @@ import (
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/callbacks"
+	"github.com/mpbridge/mpbridge/internal/sigstop"
 	"github.com/mpbridge/mpbridge/internal/testsvc"
 )
 
@@ -410,18 +412,33 @@ func TestFaultKillUnderLoad(t *testing.T) {
 
 // ----- SIGSTOP and SIGCONT -----
 
+// traceOut returns a bridge.Options.Trace hook and a channel closed the
+// first time a message containing what is written: the connection calls
+// the hook just before it writes the message. Tests wait on it instead of
+// sleeping for a call to reach the wire.
+func traceOut(what string) (func(dir string, msg []byte), <-chan struct{}) {
+	ch := make(chan struct{})
+	var once sync.Once
+	return func(dir string, msg []byte) {
+		if dir == "out" && bytes.Contains(msg, []byte(what)) {
+			once.Do(func() { close(ch) })
+		}
+	}, ch
+}
+
 // TestFaultStopContCancel: while the child is stopped (SIGSTOP), a call
 // whose context is cancelled returns -32800 promptly, and so does one whose
 // deadline passes; after SIGCONT the child works, has seen the
 // cancellations (nothing keeps running in it, so Close is quick), and
 // exits 0.
 func TestFaultStopContCancel(t *testing.T) {
-	c, buf := spawnServe(t, "sleeper")
+	trace, sleepSent := traceOut(`"Init.sleep"`)
+	c, buf := spawnWith(t, "serve", "sleeper", &bridge.Options{Logger: quietLog, Trace: trace})
 	pid := c.Process().Pid()
 	if err := callWithin(t, timeout, c, "Init.ping", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+	if err := sigstop.Stop(pid, timeout); err != nil { // every thread stopped, not only signalled
 		t.Fatal(err)
 	}
 	stopped := true
@@ -433,7 +450,7 @@ func TestFaultStopContCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- c.Call(ctx, "Init.sleep", map[string]int{"ms": 60000}, nil) }()
-	time.Sleep(100 * time.Millisecond)
+	<-sleepSent // the call is on its way to the stopped child
 	cancel()
 	start := time.Now()
 	select {
@@ -490,12 +507,13 @@ func TestFaultStopContCancel(t *testing.T) {
 // queue, dropping requests not yet started, or a write deadline on the
 // pipe for the part not yet written, which must then break the stream).
 func TestFaultStopCancelBlockedWrite(t *testing.T) {
-	c, _ := spawnServe(t, "stopped")
+	trace, bigSent := traceOut(`"Init.echo"`)
+	c, _ := spawnWith(t, "serve", "stopped", &bridge.Options{Logger: quietLog, Trace: trace})
 	pid := c.Process().Pid()
 	if err := callWithin(t, timeout, c, "Init.ping", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+	if err := sigstop.Stop(pid, timeout); err != nil { // every thread stopped, not only signalled
 		t.Fatal(err)
 	}
 	cont := time.AfterFunc(3*time.Second, func() { syscall.Kill(pid, syscall.SIGCONT) })
@@ -508,8 +526,10 @@ func TestFaultStopCancelBlockedWrite(t *testing.T) {
 	ctxSmall, cancelSmall := context.WithCancel(context.Background())
 	bigErr, smallErr := make(chan error, 1), make(chan error, 1)
 	go func() { bigErr <- c.Call(ctxBig, "Init.echo", map[string]any{"value": big}, nil) }()
-	time.Sleep(100 * time.Millisecond) // the big request fills the pipe
+	<-bigSent // the big request is being written: it fills the pipe
 	go func() { smallErr <- c.Call(ctxSmall, "Init.ping", nil, nil) }()
+	// Nothing shows that the small call waits behind the big one (its
+	// message is traced only once written): give it a moment.
 	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
 	cancelBig()
@@ -751,7 +771,8 @@ func TestFaultGarbageBanner(t *testing.T) {
 func TestFaultCloseUnreadingChild(t *testing.T) {
 	const grace = 200 * time.Millisecond
 	e := append(os.Environ(), childEnv+"=sleep", raceEnv())
-	c, err := Spawn(testExe(t), &Options{Name: "deaf", Env: e, Stderr: io.Discard, CloseGrace: grace, TermGrace: grace}, &bridge.Options{Logger: quietLog})
+	trace, bigSent := traceOut(`"Init.echo"`)
+	c, err := Spawn(testExe(t), &Options{Name: "deaf", Env: e, Stderr: io.Discard, CloseGrace: grace, TermGrace: grace}, &bridge.Options{Logger: quietLog, Trace: trace})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -763,7 +784,7 @@ func TestFaultCloseUnreadingChild(t *testing.T) {
 	big := jsontext.Value(`"` + strings.Repeat("b", 1<<20) + `"`)
 	bigErr := make(chan error, 1)
 	go func() { bigErr <- c.Call(context.Background(), "Init.echo", map[string]any{"value": big}, nil) }()
-	time.Sleep(100 * time.Millisecond) // the write blocks on the full pipe
+	<-bigSent // the big request is being written: it blocks on the full pipe
 	start := time.Now()
 	closed := make(chan error, 1)
 	go func() { closed <- c.Close() }()

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mpbridge/mpbridge/bridge"
@@ -438,19 +439,37 @@ func TestUnixCookie(t *testing.T) {
 
 // TestRateLimit: however many events come, the action runs at most once
 // a second (and once at the start), and is told how many it stands for.
+// In a synctest bubble: the clock moves only when the test sleeps, so the
+// counts are exact: one call for the first burst, none for a burst just
+// under a second later, one at the first event a second after the first
+// call, standing for every event since.
 func TestRateLimit(t *testing.T) {
-	var r rateLimit
-	start := time.Now()
-	calls, total := 0, 0
-	for range 10000 {
-		r.do(func(n int) { calls++; total += n })
-	}
-	if limit := int(time.Since(start)/time.Second) + 1; calls < 1 || calls > limit {
-		t.Errorf("%d calls in %v", calls, time.Since(start))
-	}
-	if total+r.count != 10000 {
-		t.Errorf("counted %d + %d pending, want 10000", total, r.count)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var r rateLimit
+		calls, total := 0, 0
+		burst := func() {
+			for range 10000 {
+				r.do(func(n int) { calls++; total += n })
+			}
+		}
+		check := func(what string, wantCalls, wantTotal int) {
+			t.Helper()
+			if calls != wantCalls || total != wantTotal {
+				t.Errorf("%s: %d calls for %d events; want %d calls for %d", what, calls, total, wantCalls, wantTotal)
+			}
+		}
+		burst()
+		check("first burst", 1, 1)
+		time.Sleep(time.Second - time.Nanosecond)
+		burst()
+		check("a burst within the second", 1, 1)
+		time.Sleep(time.Nanosecond)
+		burst()
+		check("a burst a second after the first call", 2, 1+9999+10000+1)
+		if total+r.count != 30000 {
+			t.Errorf("counted %d + %d pending, want 30000", total, r.count)
+		}
+	})
 }
 
 // TestSocketDoc replays the socket-transcript blocks of docs/PROTOCOL.md

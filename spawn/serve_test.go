@@ -231,9 +231,15 @@ func spawnServe(t *testing.T, name string, env ...string) (*Child, *syncBuffer) 
 // spawnMode is spawnServe with another child mode.
 func spawnMode(t *testing.T, mode, name string, env ...string) (*Child, *syncBuffer) {
 	t.Helper()
+	return spawnWith(t, mode, name, &bridge.Options{Logger: quietLog}, env...)
+}
+
+// spawnWith is spawnMode with the parent's connection options.
+func spawnWith(t *testing.T, mode, name string, bopts *bridge.Options, env ...string) (*Child, *syncBuffer) {
+	t.Helper()
 	buf := &syncBuffer{}
 	e := append(os.Environ(), childEnv+"="+mode, raceEnv())
-	c, err := Spawn(testExe(t), &Options{Name: name, Env: append(e, env...), Stderr: buf}, &bridge.Options{Logger: quietLog})
+	c, err := Spawn(testExe(t), &Options{Name: name, Env: append(e, env...), Stderr: buf}, bopts)
 	if err != nil {
 		t.Fatalf("Spawn: %v", err)
 	}
