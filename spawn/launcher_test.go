@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mpbridge/mpbridge/bridge"
 	"github.com/mpbridge/mpbridge/internal/testsshd"
@@ -226,8 +227,17 @@ func TestLauncherKillTakesTheGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDone(t, p)
-	if live := liveGroupMembers(t, p.Pid()); len(live) > 0 {
-		t.Errorf("BUG: processes %v of the launcher's group outlived Kill", live)
+	// SIGKILL reached the whole group at once, but a member may take a
+	// moment to die after the launcher has been reaped: wait until none
+	// is left rather than look once.
+	deadline := time.Now().Add(timeout)
+	live := liveGroupMembers(t, p.Pid())
+	for len(live) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		live = liveGroupMembers(t, p.Pid())
+	}
+	if len(live) > 0 {
+		t.Errorf("BUG: processes %v of the launcher's group outlived Kill by %v", live, timeout)
 	}
 }
 
