@@ -203,7 +203,10 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 		}
 		c.st.cancelled[key] = struct{}{}
 		c.mu.Unlock()
-		_ = c.notify(context.Background(), "", "cancel", map[string]int64{"id": id})
+		// The cancel is written by a goroutine of its own, which ends with
+		// the write or the connection: the caller returns now even if the
+		// writer is held up by a peer that does not read.
+		go func() { _ = c.notify(c.ctx, "", "cancel", map[string]int64{"id": id}) }()
 		return cancelled(ctx.Err())
 	}
 }

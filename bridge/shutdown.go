@@ -140,6 +140,7 @@ func (c *Conn) finish(end error, fail *Error) {
 				s.live.Stop()
 			}
 		})
+		c.fw.shut.Store(true)
 		c.cancel()
 		c.failAllPending(fail)
 		// Objects are closed newest first, then the streams.

@@ -5,6 +5,7 @@ package bridge_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -157,5 +158,30 @@ func TestPeerDiesFailsPending(t *testing.T) {
 	err := <-errc
 	if bridge.ErrorCode(err) != bridge.CodeDisconnected || !strings.Contains(err.Error(), "child[42]") {
 		t.Fatalf("got %v, want -32002 naming the peer", err)
+	}
+}
+
+// Close cancels the handlers still running; one that returns as soon as
+// it is cancelled must not get a "cancelled" answer out before the
+// streams close: the peer did not cancel, so its call fails with the
+// connection's end (-32002), not with -32800.
+func TestCloseAnswersNothingAfterCancellingHandlers(t *testing.T) {
+	for i := range 50 {
+		started := make(chan struct{}, 1)
+		obj := &funcObject{iface: "Init", call: func(ctx context.Context, _ string, _ *bridge.Params) (any, error) {
+			started <- struct{}{}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}}
+		server, client := bridge.Pair(&bridge.Options{Bootstrap: obj, Logger: quiet}, &bridge.Options{Logger: quiet})
+		errc := make(chan error, 1)
+		go func() { errc <- client.Call(context.Background(), "Init.wait", nil, nil) }()
+		<-started
+		server.Close()
+		err := <-errc
+		client.Close()
+		if bridge.ErrorCode(err) != bridge.CodeDisconnected {
+			t.Fatalf("round %d: the call into a closed server failed with %v, want -32002", i, err)
+		}
 	}
 }

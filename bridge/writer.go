@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -35,7 +36,14 @@ type frameWriter struct {
 	corked  [][]byte
 	corkedN int         // their bytes, counted in queued
 	hasCork atomic.Bool // corked is not empty
+
+	// shut: the connection has finished; nothing more is written (a
+	// handler cancelled by Close must not answer "cancelled" before the
+	// streams close: the peer is to see the connection end).
+	shut atomic.Bool
 }
+
+var errWriterShut = errors.New("connection finished")
 
 // hold counts n bytes as queued until the returned func is called.
 func (fw *frameWriter) hold(n int) func() {
@@ -184,6 +192,9 @@ func (fw *frameWriter) writeCtx(ctx context.Context, msgs ...[]byte) error {
 func (fw *frameWriter) writeLocked(msgs [][]byte) error {
 	if fw.err != nil {
 		return fw.err
+	}
+	if fw.shut.Load() {
+		return errWriterShut
 	}
 	if fw.trace != nil {
 		for _, m := range msgs {
