@@ -125,12 +125,15 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 	}
 	if werr := c.fw.writeCtx(ctx, b); werr != nil {
 		if ctx.Err() != nil {
-			// Not written, or finishing in the background: either way the
-			// caller is gone. A late answer is dropped quietly.
+			// Not written, or queued or finishing in the background:
+			// either way the caller is gone. A late answer is dropped
+			// quietly, and a cancel follows the request in case it goes
+			// out (a cancel of an id the peer does not know is ignored).
 			c.mu.Lock()
 			delete(c.st.pending, key)
 			c.st.cancelled[key] = struct{}{}
 			c.mu.Unlock()
+			c.sendCancel(id)
 			return cancelled(ctx.Err())
 		}
 		c.writeFailed(werr)
@@ -203,12 +206,17 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 		}
 		c.st.cancelled[key] = struct{}{}
 		c.mu.Unlock()
-		// The cancel is written by a goroutine of its own, which ends with
-		// the write or the connection: the caller returns now even if the
-		// writer is held up by a peer that does not read.
-		go func() { _ = c.notify(c.ctx, "", "cancel", map[string]int64{"id": id}) }()
+		c.sendCancel(id)
 		return cancelled(ctx.Err())
 	}
+}
+
+// sendCancel tells the peer that our call id was abandoned. The cancel is
+// written by a goroutine of its own, which ends with the write or the
+// connection: the caller returns now even if the writer is held up by a
+// peer that does not read.
+func (c *Conn) sendCancel(id int64) {
+	go func() { _ = c.notify(c.ctx, "", "cancel", map[string]int64{"id": id}) }()
 }
 
 // writeFailWait bounds how long a call whose request could not be written

@@ -520,8 +520,11 @@ type forwardKey struct {
 }
 
 func limitErr(err error) error {
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
+	case errors.Is(err, handles.ErrClosed):
+		return &Error{Code: CodeDisconnected, Message: err.Error(), cause: ErrClosed}
 	}
 	return &Error{Code: CodeLimit, Message: "limit reached: " + err.Error()}
 }

@@ -12,3 +12,11 @@ func CheckRole(c *Conn) error { return c.checkRole() }
 
 // SelfRead reports how many answers on c were read by their own caller.
 func SelfRead(c *Conn) int64 { return c.selfRead.Load() }
+
+// QueuedWrites reports how many messages on c wait for the holder of the
+// write lock (writer.go).
+func QueuedWrites(c *Conn) int {
+	c.fw.cmu.Lock()
+	defer c.fw.cmu.Unlock()
+	return len(c.fw.pend)
+}

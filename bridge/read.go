@@ -228,14 +228,14 @@ func (c *Conn) uncork() {
 // (complete), taking the corked ones along. The flusher ends when
 // nothing is corked.
 func (c *Conn) stalled() {
-	if !c.fw.hasCork.Load() || !c.flushing.CompareAndSwap(false, true) {
+	if !c.fw.needsFlush() || !c.flushing.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
 		for {
 			c.uncork()
 			c.flushing.Store(false)
-			if !c.fw.hasCork.Load() || !c.flushing.CompareAndSwap(false, true) {
+			if !c.fw.needsFlush() || !c.flushing.CompareAndSwap(false, true) {
 				return
 			}
 		}

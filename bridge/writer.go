@@ -11,8 +11,11 @@ import (
 )
 
 // frameWriter writes whole messages in the connection's framing, or
-// sends them one by one on a Channel. One mutex keeps messages from
-// interleaving.
+// sends them one by one on a Channel. One lock keeps messages from
+// interleaving, and its holder writes for those queued behind it: when
+// several goroutines write at once, the first writes and the others'
+// messages leave together in its next write (a group commit), so a burst
+// of calls costs a few system calls rather than one each.
 type frameWriter struct {
 	sem   chan struct{} // the write lock: a channel, so waiting for it can be cancelled
 	w     io.Writer
@@ -28,19 +31,29 @@ type frameWriter struct {
 	maxQueued int64
 	drained   chan struct{} // a token when queued falls to maxQueued or below
 
-	// Corked output: messages handed to writeLazy and not yet written.
-	// The next write takes them along, ahead of its own, and the holder
-	// of the reading role flushes them before it waits for input, so
-	// that answers to a burst of requests leave in one write.
+	// Messages waiting for the holder of the lock, in order: those of
+	// writers that found the lock held (they wait for waiters.done), and
+	// answers corked by the reader (writeLazy), which no one waits for.
+	// The holder writes them before it lets the lock go (unlock), and
+	// the holder of the reading role flushes corked ones before it waits
+	// for input, so that answers to a burst of requests leave in one
+	// write.
 	cmu     sync.Mutex
-	corked  [][]byte
-	corkedN int         // their bytes, counted in queued
-	hasCork atomic.Bool // corked is not empty
+	pend    [][]byte
+	pendN   int         // their bytes, counted in queued
+	waiters *wbatch     // the writers waiting for pend, if any
+	hasCork atomic.Bool // pend is not empty
 
 	// shut: the connection has finished; nothing more is written (a
 	// handler cancelled by Close must not answer "cancelled" before the
 	// streams close: the peer is to see the connection end).
 	shut atomic.Bool
+}
+
+// A wbatch is the writers whose messages went out in one write.
+type wbatch struct {
+	done chan struct{} // closed once written
+	err  error         // the write's outcome, set before done is closed
 }
 
 var errWriterShut = errors.New("connection finished")
@@ -66,16 +79,21 @@ func (fw *frameWriter) unhold(n int) {
 // answers to requests it ran itself: it flushes before it next waits for
 // input (see Stream.stall), so nothing stays corked while no one reads.
 func (fw *frameWriter) writeLazy(msgs ...[]byte) {
+	fw.cmu.Lock()
+	fw.pendLocked(msgs)
+	fw.cmu.Unlock()
+}
+
+// pendLocked appends msgs to the messages waiting for the holder.
+func (fw *frameWriter) pendLocked(msgs [][]byte) {
 	n := 0
 	for _, m := range msgs {
 		n += len(m)
 	}
 	fw.queued.Add(int64(n))
-	fw.cmu.Lock()
-	fw.corked = append(fw.corked, msgs...)
-	fw.corkedN += n
+	fw.pend = append(fw.pend, msgs...)
+	fw.pendN += n
 	fw.hasCork.Store(true)
-	fw.cmu.Unlock()
 }
 
 // maxCork bounds the corked bytes: about what a pipe holds. Past it,
@@ -87,22 +105,44 @@ const maxCork = 64 << 10
 func (fw *frameWriter) corkRoom() bool {
 	fw.cmu.Lock()
 	defer fw.cmu.Unlock()
-	return fw.corkedN < maxCork
+	return fw.pendN < maxCork
 }
 
-// uncork returns the corked messages followed by msgs, and how many bytes
-// were corked (to unhold once written). The caller holds the write lock.
-func (fw *frameWriter) uncork(msgs [][]byte) ([][]byte, int) {
-	if !fw.hasCork.Load() {
-		return msgs, 0
-	}
+// writeHeld writes the waiting messages, then msgs, as the holder of the
+// lock, in one write, and tells the writers who waited how it went.
+func (fw *frameWriter) writeHeld(msgs [][]byte) error {
 	fw.cmu.Lock()
-	all := append(fw.corked, msgs...)
-	n := fw.corkedN
-	fw.corked, fw.corkedN = nil, 0
+	q, n, b := fw.pend, fw.pendN, fw.waiters
+	fw.pend, fw.pendN, fw.waiters = nil, 0, nil
 	fw.hasCork.Store(false)
 	fw.cmu.Unlock()
-	return all, n
+	if len(q) > 0 {
+		msgs = append(q, msgs...)
+	}
+	var err error
+	if len(msgs) > 0 {
+		err = fw.writeLocked(msgs)
+	}
+	if n > 0 {
+		fw.unhold(n)
+	}
+	if b != nil {
+		b.err = err
+		close(b.done)
+	}
+	return err
+}
+
+// needsFlush reports whether messages wait with no holder of the lock to
+// write them. (The holder looks at the queue and lets the lock go under
+// cmu, so a holder seen here will write what is queued now.)
+func (fw *frameWriter) needsFlush() bool {
+	if !fw.hasCork.Load() {
+		return false
+	}
+	fw.cmu.Lock()
+	defer fw.cmu.Unlock()
+	return len(fw.pend) > 0 && len(fw.sem) == 0
 }
 
 // flush writes the corked messages, if any. It waits for the write lock
@@ -115,12 +155,7 @@ func (fw *frameWriter) flush(ctx context.Context) error {
 		return nil
 	}
 	defer fw.unlock()
-	msgs, n := fw.uncork(nil)
-	if n == 0 {
-		return nil
-	}
-	defer fw.unhold(n)
-	return fw.writeLocked(msgs)
+	return fw.writeHeld(nil)
 }
 
 // over reports whether more output is queued than the budget allows.
@@ -140,7 +175,22 @@ func (fw *frameWriter) lock(ctx context.Context) error {
 	}
 }
 
-func (fw *frameWriter) unlock() { <-fw.sem }
+// unlock lets the write lock go, after writing the messages queued
+// behind the holder meanwhile. The queue is looked at and the lock let go
+// under cmu, so a writer that queues finds either a holder that will
+// write its message or a free lock.
+func (fw *frameWriter) unlock() {
+	for {
+		fw.cmu.Lock()
+		if len(fw.pend) == 0 {
+			<-fw.sem
+			fw.cmu.Unlock()
+			return
+		}
+		fw.cmu.Unlock()
+		_ = fw.writeHeld(nil) // a failure is sticky (fw.err): the waiters have it
+	}
+}
 
 // write sends msgs, compact JSON values, in one write, each framed.
 func (fw *frameWriter) write(msgs ...[]byte) error {
@@ -152,34 +202,54 @@ func (fw *frameWriter) write(msgs ...[]byte) error {
 // without corrupting the stream.
 const bigWrite = 64 << 10
 
-// writeCtx is write whose wait for the write lock ends with ctx. A large
-// message whose context ends while it is being written is finished in the
-// background; writeCtx then returns the context's error.
+// writeCtx is write whose wait ends with ctx. A writer that finds the lock
+// held queues its messages for the holder to write and waits for that
+// write; if ctx ends first it returns the context's error, and its
+// messages are still written (a cancelled call's request is then
+// followed by its cancel). A large message with a context that can end
+// waits for the lock itself, until ctx ends; if ctx ends while it is
+// being written, the write is finished in the background.
 func (fw *frameWriter) writeCtx(ctx context.Context, msgs ...[]byte) error {
 	size := 0
 	for _, m := range msgs {
 		size += len(m)
+	}
+	if size < bigWrite || ctx.Done() == nil {
+		fw.cmu.Lock()
+		select {
+		case fw.sem <- struct{}{}:
+			fw.cmu.Unlock()
+		default:
+			// Someone is writing: it writes ours next, with any others
+			// queued meanwhile.
+			fw.pendLocked(msgs)
+			if fw.waiters == nil {
+				fw.waiters = &wbatch{done: make(chan struct{})}
+			}
+			b := fw.waiters
+			fw.cmu.Unlock()
+			select {
+			case <-b.done:
+				return b.err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		release := fw.hold(size)
+		defer release()
+		defer fw.unlock()
+		return fw.writeHeld(msgs)
 	}
 	release := fw.hold(size)
 	if err := fw.lock(ctx); err != nil {
 		release()
 		return err
 	}
-	msgs, corked := fw.uncork(msgs)
-	if corked > 0 {
-		own := release
-		release = func() { own(); fw.unhold(corked) }
-	}
-	if ctx.Done() == nil || size < bigWrite {
-		defer release()
-		defer fw.unlock()
-		return fw.writeLocked(msgs)
-	}
 	done := make(chan error, 1)
 	go func() {
 		defer release()
 		defer fw.unlock()
-		done <- fw.writeLocked(msgs)
+		done <- fw.writeHeld(msgs)
 	}()
 	select {
 	case err := <-done:

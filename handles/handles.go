@@ -31,6 +31,10 @@ const Bootstrap = "init"
 // live exports.
 var ErrLimit = errors.New("live handle limit reached")
 
+// ErrClosed is returned by Export after DropAll: the connection the table
+// belongs to has ended, so nothing new is exported on it.
+var ErrClosed = errors.New("handle table closed: the connection has ended")
+
 // Table holds the exports and imports of one connection. Methods are safe for
 // concurrent use.
 type Table struct {
@@ -49,6 +53,7 @@ type Table struct {
 	exports map[string]*export
 	byKey   map[any]string
 	imports map[string]int
+	closed  bool // DropAll ran: Export fails, Import is ignored
 }
 
 type export struct {
@@ -137,6 +142,9 @@ func (t *Table) Export(obj any, key any, iface string) (string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.init()
+	if t.closed {
+		return "", ErrClosed
+	}
 	if key != nil {
 		if id, ok := t.byKey[key]; ok {
 			e := t.exports[id]
@@ -269,7 +277,9 @@ func (t *Table) Release(id string, n int) (Dropped, bool, error) {
 }
 
 // DropAll kills every export, the bootstrap object included, and returns
-// them newest first, for closing when the connection ends.
+// them newest first, for closing when the connection ends. The table is
+// closed after it: Export fails with ErrClosed and Import does nothing, so
+// a call racing the connection's end leaves nothing behind.
 func (t *Table) DropAll() []Dropped {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -286,6 +296,7 @@ func (t *Table) DropAll() []Dropped {
 	clear(t.byKey)
 	clear(t.imports)
 	t.live = 0
+	t.closed = true
 	return out
 }
 
@@ -294,6 +305,9 @@ func (t *Table) Import(id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.init()
+	if t.closed {
+		return
+	}
 	t.imports[id]++
 }
 

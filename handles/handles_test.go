@@ -1,6 +1,7 @@
 package handles
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -145,5 +146,22 @@ func TestIDsNeverRepeat(t *testing.T) {
 		}
 		seen[id] = true
 		tb.Release(id, 1)
+	}
+}
+
+// After DropAll the table is closed: an export racing the connection's end
+// fails instead of living on in a table no one will drop again.
+func TestExportAfterDropAll(t *testing.T) {
+	var tb Table
+	if _, err := tb.Export("a", nil, "A"); err != nil {
+		t.Fatal(err)
+	}
+	tb.DropAll()
+	if id, err := tb.Export("b", nil, "B"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Export after DropAll = %q, %v, want ErrClosed", id, err)
+	}
+	tb.Import("s9.x")
+	if ex, im := tb.Len(); ex != 0 || im != 0 {
+		t.Fatalf("after DropAll: %d exports, %d imports", ex, im)
 	}
 }
