@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpbridge/mpbridge/internal/sigstop"
 	"github.com/mpbridge/mpbridge/internal/syncbuf"
 	"github.com/mpbridge/mpbridge/node"
 	"github.com/mpbridge/mpbridge/wallet"
@@ -215,7 +216,7 @@ func TestStoppedNodeIsNoticed(t *testing.T) {
 	if node == 0 {
 		t.Fatal("mpgui has no mpnode child")
 	}
-	if err := syscall.Kill(node, syscall.SIGSTOP); err != nil {
+	if err := sigstop.Stop(node, 10*time.Second); err != nil { // every thread stopped, not only signalled
 		t.Fatal(err)
 	}
 	defer syscall.Kill(node, syscall.SIGCONT)
@@ -245,7 +246,7 @@ func TestStoppedWalletIsNoticed(t *testing.T) {
 		t.Fatal(err)
 	}
 	wpid := walletPid(t, child.Process().Pid())
-	if err := syscall.Kill(wpid, syscall.SIGSTOP); err != nil {
+	if err := sigstop.Stop(wpid, 10*time.Second); err != nil { // every thread stopped, not only signalled
 		t.Fatal(err)
 	}
 	defer syscall.Kill(wpid, syscall.SIGCONT)

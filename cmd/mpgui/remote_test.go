@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mpbridge/mpbridge/bridge"
+	"github.com/mpbridge/mpbridge/internal/sigstop"
 	"github.com/mpbridge/mpbridge/internal/testsshd"
 	"github.com/mpbridge/mpbridge/node"
 	"github.com/mpbridge/mpbridge/node/nodeinit"
@@ -101,7 +102,7 @@ func TestWalletOverSSH(t *testing.T) {
 			t.Fatalf("the node's children: %v, want only ssh", kids)
 		}
 		wpid := findRemote(t, exe)
-		if err := syscall.Kill(wpid, syscall.SIGSTOP); err != nil {
+		if err := sigstop.Stop(wpid, 10*time.Second); err != nil { // every thread stopped, not only signalled
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
