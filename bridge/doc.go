@@ -55,7 +55,12 @@
 // itself and hands the reading to another goroutine as soon as the request
 // calls the peer or takes more than 50 µs, notifications run one at a time in
 // order, and an Object that implements Serial has its calls run one at a
-// time. Close ends a connection at once; Shutdown, a release of "init" by
+// time. A caller waiting for its answer reads it itself when it can stop
+// at the end of its context: always over pipes and sockets, whose reads
+// can be interrupted, and otherwise when its context cannot end. So one
+// call after another involves no other goroutine. Concurrent writers
+// share system calls: whoever holds the write lock also writes what was
+// queued behind it. Close ends a connection at once; Shutdown, a release of "init" by
 // the peer, or the end of input end it in order, answering every request
 // already received first (up to Options.DrainTimeout).
 package bridge
@@ -65,8 +70,10 @@ package bridge
 // Files by role: conn.go (the Conn, its state and update), options.go,
 // read.go (the reading role and the workers), inbound.go (routing what was
 // read), serve.go (running the peer's requests), call.go (our calls),
-// refs.go (references and disposal), shutdown.go, liveness.go, writer.go,
-// framing.go (splitting the input into messages).
+// refs.go (references and disposal), shutdown.go, liveness.go, writer.go
+// (the write lock, its queue and corked answers), framing.go, channel.go,
+// stream.go, stream_lsp.go and skim.go (framing: splitting the input into
+// messages).
 //
 // Reading is a role that one goroutine at a time holds (read.go says how
 // the token moves). The holder reads a message and routes it (inbound.go):
@@ -81,18 +88,24 @@ package bridge
 // reads on and no goroutine was woken; if it calls the peer or the timer
 // fires, the role passes to an idle worker, so a handler that calls back
 // never keeps the answer from being read. Other requests go straight to
-// workers. The holder is a worker, or a caller waiting for its answer
-// that can hold the role without having to stop reading when its context
-// ends (a read cannot be interrupted): a caller whose context never ends
-// (context.Background), which takes the role if it is free, or a handler
-// run by the holder that calls the peer with its own context, which keeps
-// it (that context ends by a cancel the handler reads itself, or with the
-// input). Such a caller reads until its answer comes, so a call made after
-// another costs no goroutine wake-up; requests it reads go to workers,
-// never run on the caller's stack, which may hold what they need. A holder
-// that delivers the last awaited answer leaves the role free for
-// lingerDelay before a worker takes it back. The role ends with the input
-// (endOfInput).
+// workers.
+//
+// The holder is a worker, or a caller waiting for its answer: a caller
+// takes the role if it is free and reads until its answer comes, so a
+// call made after another costs no goroutine wake-up. It must be able to
+// stop reading when its context ends. Over a pipe or a socket (an input
+// with read deadlines) that is any context: its end pushes the deadline
+// into the past, the read returns with whatever part of a message it had
+// read kept in the Stream, the deadline is cleared, and the role passes
+// on. Over other inputs, a read cannot be interrupted, so only a caller
+// whose context never ends (context.Background), or a handler run by the
+// holder that calls the peer with its own context (which ends by a cancel
+// it reads itself, or with the input), reads; other callers wait for a
+// worker to hand them their answer. Requests a caller reads go to
+// workers, never run on the caller's stack, which may hold what they
+// need. A holder that delivers the last awaited answer leaves the role
+// free for lingerDelay before a worker takes it back. The role ends with
+// the input (endOfInput).
 //
 // User code (Object.Call, Close of a dropped object, Adapter methods) runs
 // on workers, the notification queue's goroutine, a serial object's queue
@@ -101,9 +114,17 @@ package bridge
 // the queue goroutines end when their queue is empty.
 //
 // Writing: any goroutine writes whole messages through the writer
-// (writer.go), which has its own lock that a caller can stop waiting for.
-// Replies the reader produces itself (parse errors and the like) are
-// written by the reader, in order.
+// (writer.go), which has its own lock. A writer that finds the lock held
+// queues its messages and waits (until its context ends) for the holder,
+// which writes everything queued behind it in one write before it lets
+// the lock go: a burst of calls costs a few system calls, not one each.
+// The holder of the reading role corks the answers to requests it ran
+// itself while more input is already buffered (Stream.more): they go out
+// with the answer to the last request of the burst, which is written at
+// once, or by a goroutine of their own if the holder is about to wait
+// for input with answers still corked (stalled). Replies the reader
+// produces itself (parse errors and the like) are written by the reader,
+// in order, after anything corked.
 //
 // State: everything about the connection's life (phase, running requests,
 // pending calls, why it ended) is in Conn.st under Conn.mu; the phase and
@@ -125,7 +146,13 @@ package bridge
 //   - the timers' functions: the reader's hand-off (handoffDelay), the
 //     role's linger (lingerDelay) and the liveness check, each a short run
 //     that at most hands a job to a worker; finish stops the liveness
-//     check;
+//     check; and the function a reading caller arms on its context
+//     (context.AfterFunc in readFor), which sets the read deadline and is
+//     stopped or waited for before the caller gives the role up;
+//   - the flusher of corked answers (stalled), which ends when nothing is
+//     corked; the sender of a cancelled call's cancel (sendCancel), which
+//     ends with its write or the connection; in the drain, the flush of
+//     corked answers, which ends with its write or the streams' close;
 //   - a ping writer (liveness.go), which ends with its write or the
 //     connection; the Close of an object dropped outside the reader
 //     (refs.go), which ends with the Close.
