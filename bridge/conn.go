@@ -88,6 +88,10 @@ type state struct {
 	reading   bool        // the reading role is held (read.go)
 	lingering bool        // the role is free and linger is armed
 	linger    *time.Timer // armed while the role is free: lingerEnd
+	// lingerArmed: linger is due (it may fire with the role held);
+	// freedAt: when the role was last left free.
+	lingerArmed bool
+	freedAt     time.Time
 
 	nrun     int                     // requests and notifications being served
 	quiet    []chan struct{}         // closed by update when nrun is next 0

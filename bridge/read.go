@@ -53,10 +53,17 @@ func (s *Stream) lastInput() time.Time { return time.Unix(0, s.lastRead.Load()) 
 // lingerDelay. Once the input has ended the role stays held by no one.
 
 // lingerDelay is how long the role stays free after the last answer was
-// delivered before a worker takes it back.
-const lingerDelay = 50 * time.Microsecond
+// delivered before a worker takes it back. While calls follow each other
+// the timer fires about once per lingerDelay and finds the role held; a
+// longer delay arms it less often, and bounds how long a message the peer
+// sends just after a call waits to be read.
+const lingerDelay = 250 * time.Microsecond
 
-// takeRole takes the reading role if it is free.
+// takeRole takes the reading role if it is free. It leaves the linger
+// timer alone: stopping and re-arming it for every call would cost more
+// than the call's own wake-ups (arming a timer that is due first wakes a
+// thread of the runtime's poller), so the timer, once armed, fires and
+// finds the role held (lingerEnd).
 func (c *Conn) takeRole() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -64,7 +71,6 @@ func (c *Conn) takeRole() bool {
 		return false
 	}
 	c.st.reading, c.st.lingering = true, false
-	c.st.linger.Stop() // if it fired already, lingerEnd finds the role held
 	return true
 }
 
@@ -78,21 +84,41 @@ func (c *Conn) freeRole() bool {
 		c.handRead()
 		return false
 	}
-	c.st.reading, c.st.lingering = false, true
-	c.st.linger.Reset(lingerDelay)
+	c.leaveRoleLocked()
 	c.mu.Unlock()
 	return true
 }
 
-// lingerEnd gives a role still free after lingerDelay to a worker.
+// leaveRoleLocked leaves the role free, with the linger timer due at most
+// lingerDelay from now. c.mu is held.
+func (c *Conn) leaveRoleLocked() {
+	c.st.reading, c.st.lingering = false, true
+	c.st.freedAt = time.Now()
+	if !c.st.lingerArmed {
+		c.st.lingerArmed = true
+		c.st.linger.Reset(lingerDelay)
+	}
+}
+
+// lingerEnd gives a role that has been free for lingerDelay to a worker.
+// A role held now, or freed again since the timer was armed, is left
+// alone (the timer is armed again for the rest of the delay).
 func (c *Conn) lingerEnd() {
 	c.mu.Lock()
-	take := !c.st.reading
+	c.st.lingerArmed = false
+	if c.st.reading {
+		c.mu.Unlock()
+		return
+	}
+	if rest := lingerDelay - time.Since(c.st.freedAt); rest > 0 {
+		c.st.lingerArmed = true
+		c.st.linger.Reset(rest)
+		c.mu.Unlock()
+		return
+	}
 	c.st.reading, c.st.lingering = true, false
 	c.mu.Unlock()
-	if take {
-		c.handRead()
-	}
+	c.handRead()
 }
 
 // checkRole reports a broken invariant of the reading role (tests).
@@ -102,7 +128,7 @@ func (c *Conn) checkRole() error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.st.reading && !c.st.lingering {
+	if !c.st.reading && (!c.st.lingering || !c.st.lingerArmed) {
 		return errors.New("the reading role is free and no one will take it")
 	}
 	return nil
@@ -208,8 +234,7 @@ func (c *Conn) freeRoleIfIdle() bool {
 	if len(c.st.pending) > c.st.pings || c.st.inputEnded {
 		return false
 	}
-	c.st.reading, c.st.lingering = false, true
-	c.st.linger.Reset(lingerDelay)
+	c.leaveRoleLocked()
 	return true
 }
 
