@@ -170,10 +170,10 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 	sc, _ := ctx.Value(callKey{}).(*serverCall)
 	reading := false
 	switch {
-	case sc != nil && sc.conn == c && sc.handoff != nil && (c.interruptible || ctx.Done() == sc.ctx.Done()):
+	case sc != nil && sc.conn == c && sc.byReader && (c.interruptible || ctx.Done() == sc.ctx.Done()):
 		// (A handler forwarding to another connection is not reading this
 		// one: it hands its own connection's role on, below.)
-		reading = sc.handoff.Stop()
+		reading = sc.keep()
 	case ctx.Done() == nil || c.interruptible:
 		reading = c.takeRole()
 	}

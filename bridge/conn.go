@@ -42,6 +42,11 @@ type Conn struct {
 	roleBroken atomic.Bool
 	selfRead   atomic.Int64 // answers read by their own caller (tests)
 	flushing   atomic.Bool  // a goroutine writes corked answers (stalled)
+	// The watchdog of a request run by the holder of the role (read.go):
+	// current is that request, watch its timer, armed while watchArmed.
+	current    atomic.Pointer[serverCall]
+	watch      *time.Timer
+	watchArmed atomic.Bool
 	// interruptible: a read deadline interrupts the input (readFor).
 	interruptible bool
 	bad           atomic.Int64 // messages that were not JSON-RPC
@@ -262,6 +267,8 @@ func (c *Conn) start() {
 	c.st.reading = true // by the first worker
 	c.st.linger = time.AfterFunc(time.Hour, c.lingerEnd)
 	c.st.linger.Stop()
+	c.watch = time.AfterFunc(time.Hour, c.watchFire)
+	c.watch.Stop()
 	go c.worker(job{read: true})
 }
 

@@ -84,9 +84,10 @@ package bridge
 // notifications run one at a time, in order, on the notification queue
 // (queue.go), and a request that arrives behind queued work starts once it
 // has run. A request with nothing queued before it is run by the holder
-// itself, with a timer armed (handoffDelay): if it is quick the holder
-// reads on and no goroutine was woken; if it calls the peer or the timer
-// fires, the role passes to an idle worker, so a handler that calls back
+// itself, watched by a timer (handoffDelay, one per connection, armed
+// only when it is not already): if it is quick the holder reads on and
+// no goroutine was woken; if it calls the peer or runs past the delay,
+// the role passes to an idle worker, so a handler that calls back
 // never keeps the answer from being read. Other requests go straight to
 // workers.
 //
@@ -143,7 +144,7 @@ package bridge
 //   - the drain (shutdown.go): started by beginShutdown, or run by the
 //     holder of the reading role at the end of input (in a goroutine of its
 //     own if the holder is a caller); it ends at finish;
-//   - the timers' functions: the reader's hand-off (handoffDelay), the
+//   - the timers' functions: the reader's watchdog (handoffDelay), the
 //     role's linger (lingerDelay) and the liveness check, each a short run
 //     that at most hands a job to a worker; finish stops the liveness
 //     check; and the function a reading caller arms on its context

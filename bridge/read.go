@@ -194,10 +194,10 @@ func (c *Conn) readMsg() (run *serverCall, end error) {
 }
 
 // readTurn reads and routes messages as a worker holding the role until
-// one is a request this goroutine can run itself: it returns it, with a
-// timer armed to hand the role on (see handOff), so that the common case
-// (one request at a time) costs no hand-off between goroutines. It
-// returns nil when it gave the role up (freeRole) or once the input has
+// one is a request this goroutine can run itself: it returns it, watched
+// so that the role is handed on if it runs long (runOnReader). The
+// common case, one request at a time, then costs no hand-off between
+// goroutines. It returns nil when it gave the role up (freeRole) or once the input has
 // ended and the connection has drained.
 func (c *Conn) readTurn() *serverCall {
 	for {
@@ -210,7 +210,7 @@ func (c *Conn) readTurn() *serverCall {
 			// Run it here and keep reading afterwards if it is quick; if it
 			// is not (or calls the peer, see handOff), another goroutine
 			// takes over the reading.
-			sc.handoff = time.AfterFunc(handoffDelay, c.handRead)
+			c.runOnReader(sc)
 			return sc
 		}
 		if c.delivered {
@@ -396,7 +396,8 @@ func (c *Conn) worker(j job) {
 		}
 		if j.call != nil {
 			j.call.run()
-			if h := j.call.handoff; h != nil && (j.call.reads || h.Stop()) {
+			c.current.CompareAndSwap(j.call, nil)
+			if j.call.byReader && (j.call.reads || j.call.keep()) {
 				// Quick: no one else took over the reading; go on with it.
 				j = job{read: true}
 				continue
@@ -428,10 +429,49 @@ func (c *Conn) worker(j job) {
 // that calls the peer hands the reading over at once (handOff).
 const handoffDelay = 50 * time.Microsecond
 
-// handOff passes the reading on now if sc was taken by the reader and the
-// reading has not been passed on yet.
+// handOff passes the reading on now if sc is run by the holder of the
+// role and the role has not been passed on yet.
 func (sc *serverCall) handOff() {
-	if h := sc.handoff; h != nil && h.Stop() {
+	if sc.keep() {
 		sc.conn.handRead()
+	}
+}
+
+// keep reports whether the goroutine running sc still holds the reading
+// role, and makes sure the watchdog will not pass it on: it is the
+// caller's to keep or to pass on from now.
+func (sc *serverCall) keep() bool { return sc.onReader.CompareAndSwap(true, false) }
+
+// runOnReader marks sc as run by the holder of the role. If sc is still
+// running handoffDelay from now, the watchdog passes the role to a worker
+// (watchFire). The watchdog's timer is armed only when it is not armed
+// already: arming a timer due before all others wakes a thread of the
+// runtime's poller, which would cost more than a quick request.
+func (c *Conn) runOnReader(sc *serverCall) {
+	sc.byReader = true
+	sc.started = time.Now()
+	sc.onReader.Store(true)
+	c.current.Store(sc)
+	if c.watchArmed.CompareAndSwap(false, true) {
+		c.watch.Reset(handoffDelay)
+	}
+}
+
+// watchFire passes the role on if the request the holder runs has run for
+// handoffDelay; if it has run for less, it arms itself for the rest.
+func (c *Conn) watchFire() {
+	c.watchArmed.Store(false)
+	sc := c.current.Load()
+	if sc == nil || !sc.onReader.Load() {
+		return
+	}
+	if rest := handoffDelay - time.Since(sc.started); rest > 0 {
+		if c.watchArmed.CompareAndSwap(false, true) {
+			c.watch.Reset(rest)
+		}
+		return
+	}
+	if sc.keep() {
+		c.handRead()
 	}
 }

@@ -171,19 +171,24 @@ func (c *Conn) finishTarget(self string) {
 
 // serverCall is one request or notification being served.
 type serverCall struct {
-	handoff *time.Timer // set when the reader runs the call itself
-	reads   bool        // the reader ran it and reads on, its answer corked (complete)
-	conn    *Conn
-	in      *incoming
-	key     string
-	msg     *message
-	obj     Object
-	self    string
-	name    string
-	params  *Params
-	occ     map[string]int
-	pins    []string // our own handles in the params, kept live for the call
-	ctx     context.Context
+	// byReader: the holder of the role runs the call itself (set before
+	// it runs); onReader: it still does, and the role has not been
+	// passed on (keep, watchFire); started: when it began.
+	byReader bool
+	onReader atomic.Bool
+	started  time.Time
+	reads    bool // the reader ran it and reads on, its answer corked (complete)
+	conn     *Conn
+	in       *incoming
+	key      string
+	msg      *message
+	obj      Object
+	self     string
+	name     string
+	params   *Params
+	occ      map[string]int
+	pins     []string // our own handles in the params, kept live for the call
+	ctx      context.Context
 }
 
 func (sc *serverCall) run() {
@@ -294,7 +299,7 @@ func (c *Conn) complete(sc *serverCall, out []byte, exported []string) {
 	// the next write: the answers to a burst of requests leave in one.
 	// The last of the burst is written at once, with the timer still armed
 	// (a write can wait on a peer that is itself waiting to write to us).
-	sc.reads = len(rels) > 0 && sc.handoff != nil && c.fr.more() && c.fw.corkRoom() && sc.handoff.Stop()
+	sc.reads = len(rels) > 0 && sc.byReader && c.fr.more() && c.fw.corkRoom() && sc.keep()
 	switch {
 	case len(rels) == 0:
 	case sc.reads:
