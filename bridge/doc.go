@@ -70,7 +70,8 @@ package bridge
 // Files by role: conn.go (the Conn, its state and update), options.go,
 // read.go (the reading role and the workers), inbound.go (routing what was
 // read), serve.go (running the peer's requests), call.go (our calls),
-// refs.go (references and disposal), shutdown.go, liveness.go, writer.go
+// refs.go (references and disposal), codec.go (values and the handles in
+// them), params.go (a request's params), shutdown.go, liveness.go, writer.go
 // (the write lock, its queue and corked answers), framing.go, channel.go,
 // stream.go, stream_lsp.go and skim.go (framing: splitting the input into
 // messages).
