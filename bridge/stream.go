@@ -587,6 +587,9 @@ func (s *Stream) endErr(err error) error {
 }
 
 func isTimeout(err error) bool {
+	if err == nil {
+		return false // (and no net.Error escapes to the heap)
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return true
 	}
