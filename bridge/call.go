@@ -17,6 +17,9 @@ type pendingCall struct {
 
 // request builds a request or notification message.
 func (c *Conn) request(self, method string, id int64, params any) ([]byte, error) {
+	if n, ok := params.(Named); ok {
+		return c.requestNamed(self, method, id, n)
+	}
 	raw, _, err := c.marshalValue(params)
 	if err != nil {
 		return nil, err
@@ -24,15 +27,7 @@ func (c *Conn) request(self, method string, id int64, params any) ([]byte, error
 	if params != nil && string(raw) != "null" && (len(raw) == 0 || raw[0] != '{') {
 		return nil, Errorf(CodeInvalidParams, "invalid params: params must encode as a JSON object, not %s", raw[:1])
 	}
-	b := make([]byte, 0, len(raw)+len(method)+len(self)+64)
-	b = append(b, `{"jsonrpc":"2.0",`...)
-	if id >= 0 {
-		b = append(b, `"id":`...)
-		b = strconv.AppendInt(b, id, 10)
-		b = append(b, ',')
-	}
-	b = append(b, `"method":`...)
-	b, _ = jsontext.AppendQuote(b, method)
+	b := requestHead(make([]byte, 0, len(raw)+len(method)+len(self)+64), method, id)
 	hasParams := params != nil && string(raw) != "null"
 	switch {
 	case self != "" && self != handles.Bootstrap:
@@ -49,6 +44,38 @@ func (c *Conn) request(self, method string, id int64, params any) ([]byte, error
 		b = append(b, raw...)
 	}
 	return append(b, '}'), nil
+}
+
+// requestHead appends a request up to its method name.
+func requestHead(b []byte, method string, id int64) []byte {
+	b = append(b, `{"jsonrpc":"2.0",`...)
+	if id >= 0 {
+		b = append(b, `"id":`...)
+		b = strconv.AppendInt(b, id, 10)
+		b = append(b, ',')
+	}
+	b = append(b, `"method":`...)
+	b, _ = jsontext.AppendQuote(b, method)
+	return b
+}
+
+// requestNamed is request for Named params, written straight into the
+// message.
+func (c *Conn) requestNamed(self, method string, id int64, n Named) ([]byte, error) {
+	b := requestHead(make([]byte, 0, len(method)+len(self)+16*len(n)+64), method, id)
+	b = append(b, `,"params":{`...)
+	if self != "" && self != handles.Bootstrap {
+		b = append(b, `"$self":`...)
+		b, _ = jsontext.AppendQuote(b, self)
+		if len(n) > 0 {
+			b = append(b, ',')
+		}
+	}
+	b, err := c.appendNamed(b, n)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, "}}"...), nil
 }
 
 func (c *Conn) notify(ctx context.Context, self, method string, params any) error {

@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"reflect"
+	"strconv"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -101,4 +102,87 @@ func nullable(v any) bool {
 		return t.Elem() == timeType
 	}
 	return true
+}
+
+// Named is the named parameters of an outgoing call as name/value pairs
+// ("a", 1, "b", "x"), sent as one JSON object with the members in the order
+// given. It is what generated proxies pass to [Remote.Call]: it encodes
+// without the map a map[string]any needs and without sorting its keys.
+// Every name must be a string and appear once; values are encoded as any
+// other parameter (interface and func values become handles).
+type Named []any
+
+// appendNamed appends the members of n, without braces, to b.
+func (c *Conn) appendNamed(b []byte, n Named) ([]byte, error) {
+	if len(n)%2 != 0 {
+		return nil, Errorf(CodeInvalidParams, "invalid params: %d items in Named, not name/value pairs", len(n))
+	}
+	for i := 0; i < len(n); i += 2 {
+		name, ok := n[i].(string)
+		if !ok {
+			return nil, Errorf(CodeInvalidParams, "invalid params: Named item %d is a %T, not a parameter name", i, n[i])
+		}
+		for j := 0; j < i; j += 2 {
+			if n[j].(string) == name {
+				return nil, Errorf(CodeInvalidParams, "invalid params: parameter %q given twice", name)
+			}
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = jsontext.AppendQuote(b, name); err != nil {
+			return nil, Errorf(CodeInvalidParams, "invalid params: parameter name %q: %v", name, err)
+		}
+		b = append(b, ':')
+		if b, err = c.appendValue(b, n[i+1]); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// appendValue appends the JSON text of v to b: the common scalar types
+// directly, anything else as marshalValue encodes it.
+func (c *Conn) appendValue(b []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case string:
+		out, err := jsontext.AppendQuote(b, v)
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	case bool:
+		return strconv.AppendBool(b, v), nil
+	case int:
+		return strconv.AppendInt(b, int64(v), 10), nil
+	case int64:
+		return strconv.AppendInt(b, v, 10), nil
+	case int32:
+		return strconv.AppendInt(b, int64(v), 10), nil
+	case uint64:
+		return strconv.AppendUint(b, v, 10), nil
+	case uint32:
+		return strconv.AppendUint(b, uint64(v), 10), nil
+	case jsontext.Value:
+		// As the handle marshaler would: count the handles it names
+		// (countRaw counts only in a valid value), then write it
+		// compact. An invalid value takes the slow path below, for the
+		// same error.
+		if len(v) > 0 {
+			if err := c.countRaw(v); !errors.Is(err, errors.ErrUnsupported) {
+				return nil, err
+			}
+			if out, err := jsontext.AppendFormat(b, v); err == nil {
+				return out, nil
+			}
+		}
+	}
+	raw, _, err := c.marshalValue(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, raw...), nil
 }

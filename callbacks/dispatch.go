@@ -157,12 +157,9 @@ func (p Proxy) Call(ctx context.Context, method string, result any, nameValues .
 	if len(nameValues)%2 != 0 {
 		return fmt.Errorf("callbacks: odd number of name/value arguments for %s", method)
 	}
-	var params map[string]any
+	var params any
 	if len(nameValues) > 0 {
-		params = make(map[string]any, len(nameValues)/2)
-		for i := 0; i < len(nameValues); i += 2 {
-			params[nameValues[i].(string)] = nameValues[i+1]
-		}
+		params = bridge.Named(nameValues)
 	}
 	return p.R.Call(ctx, method, params, result)
 }
