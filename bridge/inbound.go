@@ -144,7 +144,7 @@ func (c *Conn) handleOne(b []byte, bt *batch) {
 	c.mu.Lock()
 	stopped := c.st.stopped()
 	c.mu.Unlock()
-	if stopped {
+	if stopped && !(c.authed && duringDrain(m.method)) {
 		if m.id != nil {
 			c.peerWarn("ignored a call after shutdown began: it is not served and not answered", "method", m.method)
 		} else {
@@ -329,6 +329,18 @@ func (c *Conn) handleRelease(m *message) {
 	if ok {
 		c.disposeInOrder(d)
 	}
+}
+
+// duringDrain reports whether method still acts once the release of
+// init stopped the serving: the peer may still cancel what runs and give
+// back the handles it holds, or the drain would wait for a call nobody
+// wants and objects nobody holds.
+func duringDrain(method string) bool {
+	switch method {
+	case "cancel", "$/cancelRequest", "release":
+		return true
+	}
+	return false
 }
 
 func orNull(v jsontext.Value) jsontext.Value {

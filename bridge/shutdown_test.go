@@ -185,3 +185,38 @@ func TestCloseAnswersNothingAfterCancellingHandlers(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelAndReleaseActDuringDrain: after the release of init nothing new
+// is served, but the peer can still cancel what runs and give back the
+// handles it holds. Before the fix both were ignored once init was
+// released, so a call cancelled just after the release (spawn's
+// TestCancelledCallAnswerNotLogged, whose cancel notification races the
+// release) ran on to the drain limit.
+func TestCancelAndReleaseActDuringDrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWire(t, &bridge.Options{DrainTimeout: time.Hour})
+		w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.newCounter"}` + "\n")
+		m := w.recvJSON()
+		res, _ := m["result"].(map[string]any)
+		h, _ := res["$handle"].(string)
+		if h == "" {
+			t.Fatalf("newCounter: %v", m)
+		}
+		w.send(`{"jsonrpc":"2.0","id":2,"method":"Init.sleep","params":{"ms":3600000}}` + "\n")
+		eventually(t, "the call to start", func() bool { return inFlight(w.server) == 1 })
+		w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"init"}}` + "\n")
+		w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"` + h + `"}}` + "\n")
+		synctest.Wait()
+		if exports, _ := w.server.Handles(); len(exports) != 1 {
+			t.Errorf("exports during the drain %v, want only init: the release of %s was ignored", exports, h)
+		}
+		w.send(`{"jsonrpc":"2.0","method":"cancel","params":{"id":2}}` + "\n")
+		m = w.recvJSON()
+		if errCode(m) != -32800 || strings.Contains(fmt.Sprint(m["error"]), "drain limit") {
+			t.Fatalf("got %v, want -32800 from the cancel", m)
+		}
+		if err := w.server.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
