@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/mpbridge/mpbridge/handles"
@@ -135,7 +136,7 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 	c.st.nextID++
 	id := c.st.nextID
 	key := strconv.FormatInt(id, 10)
-	p := &pendingCall{ch: make(chan *message, 1)}
+	p := c.pendingCalls.Get().(*pendingCall)
 	if len(c.st.pending) == c.st.pings {
 		// The peer's silence counts from now (see checkLiveness).
 		c.st.quietFrom = time.Now()
@@ -206,6 +207,7 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 	}
 	if reading {
 		if m := c.readFor(ctx, p); m != nil {
+			c.pendingCalls.Put(p)
 			return c.finishCall(m, result)
 		}
 	} else if sc != nil {
@@ -217,6 +219,7 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 	c.ensureReader()
 	select {
 	case m := <-p.ch:
+		c.pendingCalls.Put(p)
 		return c.finishCall(m, result)
 	case <-ctx.Done():
 		c.mu.Lock()
@@ -225,7 +228,9 @@ func (c *Conn) call(ctx context.Context, self, method string, params, result any
 		c.mu.Unlock()
 		if !still {
 			// The answer raced the cancellation; take it.
-			return c.finishCall(<-p.ch, result)
+			m := <-p.ch
+			c.pendingCalls.Put(p)
+			return c.finishCall(m, result)
 		}
 		c.mu.Lock()
 		if len(c.st.cancelled) >= maxAbandoned {
@@ -280,12 +285,19 @@ func (c *Conn) finishCall(m *message, result any) error {
 		c.releaseMessageHandles(occ)
 		return nil
 	}
-	pool := make(map[string]int, len(occ)+1)
-	for k, v := range occ {
-		pool[k] = v
+	var err error
+	if len(occ) > 0 || len(m.pins) > 0 || mayHaveHandles(m.result) {
+		pool := make(map[string]int, len(occ)+1)
+		for k, v := range occ {
+			pool[k] = v
+		}
+		err = c.unmarshal(m.result, result, true, pool)
+		c.releaseMessageHandles(pool)
+	} else {
+		// No handles: decoded leniently like any result, without the
+		// pool a result with handles needs.
+		err = json.Unmarshal(m.result, result, lenientResult)
 	}
-	err := c.unmarshal(m.result, result, len(occ) > 0 || len(m.pins) > 0 || mayHaveHandles(m.result), pool)
-	c.releaseMessageHandles(pool)
 	if err != nil {
 		if e, ok := err.(*Error); ok {
 			return e

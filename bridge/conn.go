@@ -61,7 +61,15 @@ type Conn struct {
 	lsp       lspState  // LSP's initialize, shutdown and exit (reader only)
 	encStates sync.Pool // *encodeState
 	decStates sync.Pool // *decodeState
-	readEnd   chan struct{}
+	// pendingCalls recycles the pendingCall of a call that received its
+	// answer. Exactly one message is ever sent on a pendingCall's
+	// channel, by whoever took it out of the pending table; once the
+	// caller has received it, no one else holds the pendingCall. A caller
+	// that leaves without its answer (cancelled, or its request not
+	// written) lets it be collected. Per connection, not global: a
+	// channel must not cross testing/synctest bubbles.
+	pendingCalls sync.Pool // *pendingCall
+	readEnd      chan struct{}
 
 	idle      chan struct{} // closed by update once stopping with nothing running
 	closeOnce sync.Once
@@ -253,6 +261,7 @@ func newConn(opts *Options) *Conn {
 	c.work = make(chan job)
 	c.encStates.New = func() any { return newEncodeState(c) }
 	c.decStates.New = func() any { return newDecodeState(c) }
+	c.pendingCalls.New = func() any { return &pendingCall{ch: make(chan *message, 1)} }
 	return c
 }
 

@@ -279,8 +279,9 @@ func (c *Conn) stalled() {
 // only through something this goroutine reads itself (see call).
 func (c *Conn) readFor(ctx context.Context, p *pendingCall) *message {
 	var stop func() bool
-	fired := make(chan struct{})
+	var fired chan struct{}
 	if ctx.Done() != nil && c.interruptible {
+		fired = make(chan struct{})
 		stop = context.AfterFunc(ctx, func() {
 			defer close(fired)
 			_ = c.fr.SetReadDeadline(time.Unix(1, 0))

@@ -246,10 +246,13 @@ func (fw *frameWriter) writeCtx(ctx context.Context, msgs ...[]byte) error {
 		return err
 	}
 	done := make(chan error, 1)
+	// The goroutine has its own copy of the list, so that msgs does not
+	// escape and the common case above costs the caller no allocation.
+	own := append([][]byte(nil), msgs...)
 	go func() {
 		defer release()
 		defer fw.unlock()
-		done <- fw.writeHeld(msgs)
+		done <- fw.writeHeld(own)
 	}()
 	select {
 	case err := <-done:
