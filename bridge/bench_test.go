@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -60,6 +61,15 @@ func runChild(mode string) int {
 				pprof.StartCPUProfile(f)
 				defer func() { pprof.StopCPUProfile(); f.Close() }()
 			}
+		}
+		if prof := os.Getenv("BRIDGE_CHILD_MEMPROFILE"); prof != "" {
+			runtime.MemProfileRate = 1
+			defer func() {
+				if f, err := os.Create(prof); err == nil {
+					pprof.Lookup("allocs").WriteTo(f, 0)
+					f.Close()
+				}
+			}()
 		}
 		return spawn.ServeStdio(callbacks.Export[testsvc.Init](&testsvc.Service{}), nil)
 	case "raw":

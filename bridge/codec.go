@@ -216,6 +216,9 @@ func (c *Conn) marshalValue(v any) ([]byte, []string, error) {
 	if v == nil {
 		return []byte("null"), nil, nil
 	}
+	if b, ok, err := c.appendFast(nil, v); ok {
+		return b, nil, err
+	}
 	switch v.(type) {
 	case *Remote, Proxy, Object:
 		// The whole value is an object: there is no field whose static

@@ -143,46 +143,61 @@ func (c *Conn) appendNamed(b []byte, n Named) ([]byte, error) {
 }
 
 // appendValue appends the JSON text of v to b: the common scalar types
-// directly, anything else as marshalValue encodes it.
+// directly (appendFast), anything else as marshalValue encodes it.
 func (c *Conn) appendValue(b []byte, v any) ([]byte, error) {
-	switch v := v.(type) {
-	case nil:
-		return append(b, "null"...), nil
-	case string:
-		out, err := jsontext.AppendQuote(b, v)
-		if err != nil {
-			return nil, err
-		}
-		return out, nil
-	case bool:
-		return strconv.AppendBool(b, v), nil
-	case int:
-		return strconv.AppendInt(b, int64(v), 10), nil
-	case int64:
-		return strconv.AppendInt(b, v, 10), nil
-	case int32:
-		return strconv.AppendInt(b, int64(v), 10), nil
-	case uint64:
-		return strconv.AppendUint(b, v, 10), nil
-	case uint32:
-		return strconv.AppendUint(b, uint64(v), 10), nil
-	case jsontext.Value:
-		// As the handle marshaler would: count the handles it names
-		// (countRaw counts only in a valid value), then write it
-		// compact. An invalid value takes the slow path below, for the
-		// same error.
-		if len(v) > 0 {
-			if err := c.countRaw(v); !errors.Is(err, errors.ErrUnsupported) {
-				return nil, err
-			}
-			if out, err := jsontext.AppendFormat(b, v); err == nil {
-				return out, nil
-			}
-		}
+	if out, ok, err := c.appendFast(b, v); ok {
+		return out, err
 	}
 	raw, _, err := c.marshalValue(v)
 	if err != nil {
 		return nil, err
 	}
 	return append(b, raw...), nil
+}
+
+// appendFast appends v to b without the JSON package's reflection when v
+// is nil, a string, a bool, an integer or a valid raw JSON value; ok
+// reports whether it did (or found the value bad: then err says why).
+func (c *Conn) appendFast(b []byte, v any) (out []byte, ok bool, err error) {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...), true, nil
+	case string:
+		out, err := jsontext.AppendQuote(b, v)
+		if err != nil {
+			return nil, true, err
+		}
+		return out, true, nil
+	case bool:
+		return strconv.AppendBool(b, v), true, nil
+	case int:
+		return strconv.AppendInt(b, int64(v), 10), true, nil
+	case int64:
+		return strconv.AppendInt(b, v, 10), true, nil
+	case int32:
+		return strconv.AppendInt(b, int64(v), 10), true, nil
+	case uint64:
+		return strconv.AppendUint(b, v, 10), true, nil
+	case uint32:
+		return strconv.AppendUint(b, uint64(v), 10), true, nil
+	case *jsontext.Value:
+		// (How callbacks returns a raw result: see callbacks.invoke.)
+		if v != nil {
+			return c.appendFast(b, *v)
+		}
+	case jsontext.Value:
+		// As the handle marshaler would: count the handles it names
+		// (countRaw counts only in a valid value), then write it
+		// compact. An invalid value is left to the JSON package, for
+		// its error.
+		if len(v) > 0 {
+			if err := c.countRaw(v); !errors.Is(err, errors.ErrUnsupported) {
+				return nil, true, err
+			}
+			if out, err := jsontext.AppendFormat(b, v); err == nil {
+				return out, true, nil
+			}
+		}
+	}
+	return nil, false, nil
 }

@@ -107,7 +107,13 @@ func (c *Conn) dispatch(m *message, bt *batch) {
 	}
 
 	ctx, cancel := context.WithCancel(c.ctx)
-	in := &incoming{id: m.id, cancel: cancel, batch: bt}
+	// One allocation for the call, its entry in the in-flight table and
+	// its params.
+	call := &serverCall{conn: c, key: key, msg: m, obj: obj, self: self, name: name, occ: occ, ctx: ctx, pins: c.pinOwn(m.params)}
+	call.inc = incoming{id: m.id, cancel: cancel, batch: bt}
+	call.params = Params{conn: c, members: members, handles: len(occ) > 0 || (m.params != nil && mayHaveHandles(m.params))}
+	in := &call.inc
+	call.in = in
 	c.mu.Lock()
 	if m.id != nil {
 		c.st.inflight[key] = in
@@ -116,12 +122,8 @@ func (c *Conn) dispatch(m *message, bt *batch) {
 	if bt != nil {
 		bt.begin()
 	}
-	call := &serverCall{conn: c, in: in, key: key, msg: m, obj: obj, self: self, name: name, occ: occ, ctx: ctx, pins: c.pinOwn(m.params),
-		params: &Params{conn: c, members: members, handles: len(occ) > 0 || (m.params != nil && mayHaveHandles(m.params))}}
-	start := func() { c.startCall(call) }
 	serial := false
 	if s, ok := obj.(Serial); ok && s.Serial() {
-		start = func() { c.pushSerial(self, call) }
 		serial = true
 	}
 	if m.id == nil {
@@ -132,6 +134,10 @@ func (c *Conn) dispatch(m *message, bt *batch) {
 		// The reader runs it itself (see readTurn).
 		c.runHere = call
 		return
+	}
+	start := func() { c.startCall(call) }
+	if serial {
+		start = func() { c.pushSerial(self, call) }
 	}
 	c.nq.push(queued{start: start})
 }
@@ -179,13 +185,14 @@ type serverCall struct {
 	started  time.Time
 	reads    bool // the reader ran it and reads on, its answer corked (complete)
 	conn     *Conn
-	in       *incoming
+	in       *incoming // &inc
+	inc      incoming
 	key      string
 	msg      *message
 	obj      Object
 	self     string
 	name     string
-	params   *Params
+	params   Params
 	occ      map[string]int
 	pins     []string // our own handles in the params, kept live for the call
 	ctx      context.Context
@@ -246,7 +253,7 @@ func (sc *serverCall) invoke() (result any, err error) {
 		ex, im := sc.conn.table.Snapshot()
 		return &handlesResult{Exports: ex, Imports: im}, nil
 	}
-	return sc.obj.Call(ctx, sc.name, sc.params)
+	return sc.obj.Call(ctx, sc.name, &sc.params)
 }
 
 type callKey struct{}
