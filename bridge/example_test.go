@@ -50,6 +50,24 @@ func Example() {
 	// -32602 invalid params: missing parameter "b" (code -32602)
 }
 
+// ExampleNamed passes named parameters as name/value pairs: they go out
+// as one JSON object in the order given, with no map built on the way.
+func ExampleNamed() {
+	server, client := bridge.Pair(&bridge.Options{Bootstrap: calculator{}}, nil)
+	defer server.Close()
+	defer client.Close()
+
+	var sum int
+	err := client.Call(context.Background(), "Init.add", bridge.Named{"a", 20, "b", 22}, &sum)
+	fmt.Println(sum, err)
+
+	err = client.Call(context.Background(), "Init.add", bridge.Named{"a", 1, "a", 2}, &sum)
+	fmt.Println(err)
+	// Output:
+	// 42 <nil>
+	// invalid params: parameter "a" given twice (code -32602)
+}
+
 // Example_wire shows the bytes on the wire: a server answers whatever a
 // peer writes, here a request, a notification (no answer), a truncated
 // message (a parse error, reported when the next message starts) and an
