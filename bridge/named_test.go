@@ -60,7 +60,7 @@ func TestNamedRefusesBadInput(t *testing.T) {
 		want   string
 	}{
 		{bridge.Named{"a"}, "not name/value pairs"},
-		{bridge.Named{1, 2}, "is a int, not a parameter name"},
+		{bridge.Named{1, 2}, "item 0 (int) is not a parameter name"},
 		{bridge.Named{"a", 1, "b", 2, "a", 3}, `parameter "a" given twice`},
 		{bridge.Named{"s", "bad \xff"}, "invalid UTF-8"},
 		{bridge.Named{"v", jsontext.Value(`{"a":1,"a":2}`)}, "duplicate"},

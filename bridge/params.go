@@ -120,7 +120,7 @@ func (c *Conn) appendNamed(b []byte, n Named) ([]byte, error) {
 	for i := 0; i < len(n); i += 2 {
 		name, ok := n[i].(string)
 		if !ok {
-			return nil, Errorf(CodeInvalidParams, "invalid params: Named item %d is a %T, not a parameter name", i, n[i])
+			return nil, Errorf(CodeInvalidParams, "invalid params: Named item %d (%T) is not a parameter name", i, n[i])
 		}
 		for j := 0; j < i; j += 2 {
 			if n[j].(string) == name {
