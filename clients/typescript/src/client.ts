@@ -17,7 +17,7 @@ import {
   ApplicationError, AuthError, Cancelled, Disconnected, InternalError, InvalidParams, InvalidRequest, LimitExceeded,
   MethodNotFound, NoSuchHandle, RPCError, Timeout, fromWire,
 } from "./errors.js";
-import { Handle, type CallOptions, type Params, type Remote } from "./handle.js";
+import { Handle, type CallOptions, type HandleState, type Params, type Remote } from "./handle.js";
 import { AutoDecoder, FrameError, MAX_MESSAGE, type Framing, frame, parse, peek } from "./wire.js";
 
 /** What a callback gets besides its params. */
@@ -43,6 +43,12 @@ export interface ClientOptions {
   discover?: boolean;
   /** Where complaints about the peer's misbehaviour go (default: stderr, rate limited). */
   log?: (message: string) => void;
+  /**
+   * Called with the handle id when a proxy was garbage collected without
+   * close(): its references were then given back by the client's safety
+   * net. A leak detector for tests; the default does nothing.
+   */
+  onLeak?: (handle: string) => void;
 }
 
 /** How a spawned child is watched: set by spawn(). */
@@ -111,7 +117,9 @@ export class Client<I = any> implements AsyncDisposable {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly abandoned = new Set<number>(); // ids of calls cancelled here, whose late answers are expected
-  private readonly imports = new Map<string, Handle>(); // peer's id -> live proxy
+  private readonly imports = new Map<string, WeakRef<Handle>>(); // peer's id -> live proxy, not kept alive by this map
+  private readonly collected: FinalizationRegistry<{ id: string; state: HandleState }>;
+  private readonly onLeak: ((handle: string) => void) | undefined;
   private readonly exports = new Map<string, Export>(); // our id -> exported object
   private readonly exportIds = new Map<object, string>(); // exported object -> our id
   private exportSeq = 0;
@@ -140,6 +148,8 @@ export class Client<I = any> implements AsyncDisposable {
     this.decoder = new AutoDecoder(this.maxMessage);
     this.child = options.child;
     this.log = options.log ?? ((m) => process.stderr.write(`mpbridge: ${m}\n`));
+    this.onLeak = options.onLeak;
+    this.collected = new FinalizationRegistry((held) => this.releaseCollected(held.id, held.state));
     const init = new Handle(this, "init", "Init");
     init.refs = 1;
     this.init = init as Remote<I>;
@@ -192,7 +202,7 @@ export class Client<I = any> implements AsyncDisposable {
     const deadline = Date.now() + timeout;
     if (!this.closing) {
       this.closing = true;
-      for (const h of [...this.imports.values()]) this.release(h);
+      for (const h of this.liveImports()) this.release(h);
       this.release(this.init as Handle);
     }
     await within(this.ended, this.unauthenticated ? 0 : timeout);
@@ -275,11 +285,42 @@ export class Client<I = any> implements AsyncDisposable {
     h.refs -= n;
     if (h.refs === 0) {
       h.closed = true;
-      if (this.imports.get(h.id) === h) this.imports.delete(h.id);
+      if (this.imports.get(h.id)?.deref() === h) this.imports.delete(h.id);
+      this.collected.unregister(h.state);
     }
     if (n > 0 && !this.error) {
       this.write(JSON.stringify({ jsonrpc: "2.0", method: "release", params: n === 1 ? { handle: h.id } : { handle: h.id, count: n } }));
     }
+  }
+
+  /**
+   * The safety net: a proxy was collected while it held references (a
+   * close() unregisters it). They are given back with one counted release,
+   * as close() would have. The id may already name a new proxy, made when
+   * the peer sent it again after this one became unreachable: that one
+   * keeps its own references and its entry.
+   */
+  private releaseCollected(id: string, state: HandleState): void {
+    if (state.closed || state.refs === 0) return;
+    const n = state.refs;
+    state.refs = 0;
+    state.closed = true;
+    const entry = this.imports.get(id);
+    if (entry !== undefined && entry.deref() === undefined) this.imports.delete(id);
+    if (!this.error && !this.unauthenticated) {
+      this.write(JSON.stringify({ jsonrpc: "2.0", method: "release", params: n === 1 ? { handle: id } : { handle: id, count: n } }));
+    }
+    this.onLeak?.(id);
+  }
+
+  /** The proxies still reachable, for close() and rpc.handles. */
+  private liveImports(): Handle[] {
+    const out: Handle[] = [];
+    for (const ref of this.imports.values()) {
+      const h = ref.deref();
+      if (h !== undefined && !h.closed) out.push(h);
+    }
+    return out;
   }
 
   private releaseAll(occurrences: Handle[]): void {
@@ -302,8 +343,12 @@ export class Client<I = any> implements AsyncDisposable {
       const ex = this.exports.get(hid);
       if (ex) return ex.obj;
       if (hid.startsWith("c")) throw new NoSuchHandle(`no live object ${JSON.stringify(hid)} on this connection`);
-      let h = this.imports.get(hid);
-      if (!h) this.imports.set(hid, (h = new Handle(this, hid)));
+      let h = this.imports.get(hid)?.deref();
+      if (!h || h.closed) {
+        h = new Handle(this, hid);
+        this.imports.set(hid, new WeakRef(h));
+        this.collected.register(h, { id: hid, state: h.state }, h.state);
+      }
       h.refs++;
       occurrences.push(h);
       return h;
@@ -495,7 +540,7 @@ export class Client<I = any> implements AsyncDisposable {
       case "rpc.handles":
         return answer({
           exports: [...this.exports].map(([handle, ex]) => ({ handle, interface: ex.interface ?? ex.obj.constructor?.name ?? "Object", refs: ex.refs })),
-          imports: [...this.imports].map(([handle, h]) => ({ handle, refs: h.refs })),
+          imports: this.liveImports().map((h) => ({ handle: h.id, refs: h.refs })),
         });
       case "rpc.discover": // exported JavaScript objects declare no interfaces
         return answer({ openrpc: "1.3.2", info: { title: "mpbridge TypeScript client", version: "1" }, methods: [] });
@@ -643,7 +688,10 @@ export class Client<I = any> implements AsyncDisposable {
     this.pending.clear();
     for (const r of this.running.values()) r.controller.abort(this.disconnected());
     this.running.clear();
-    for (const h of this.imports.values()) h.closed = true;
+    for (const h of this.liveImports()) {
+      h.closed = true;
+      this.collected.unregister(h.state);
+    }
     this.imports.clear();
     (this.init as Handle).closed = true;
     for (const hid of [...this.exports.keys()]) this.dropExport(hid);

@@ -26,6 +26,12 @@ export type Remote<T = unknown> = Handle & T;
 
 type Method = (params?: Params, options?: CallOptions) => Promise<unknown>;
 
+/** @internal The references a handle holds, and whether it is closed. */
+export interface HandleState {
+  refs: number;
+  closed: boolean;
+}
+
 /**
  * A proxy for an object the peer exported, received as `{"$handle": id}`.
  *
@@ -33,17 +39,36 @@ type Method = (params?: Params, options?: CallOptions) => Promise<unknown>;
  * (from the peer's rpc.discover, or `Init` for client.init) its methods are
  * properties too: `await node.getBlockCount()`. The proxy holds one
  * reference per occurrence of its id received; close(), or `using`, gives
- * them all back with one counted release.
+ * them all back with one counted release. A proxy that is garbage
+ * collected unclosed gives them back too, as a safety net (see
+ * ClientOptions.onLeak): close it to free the peer's object in good time.
  */
 export class Handle implements Disposable {
   /** The peer's handle id. */
   readonly id: string;
   /** The interface, when known. */
   interface: string | undefined;
+  /**
+   * @internal What the client's safety net needs once the proxy is garbage
+   * collected: kept apart from the proxy so it does not keep it alive.
+   */
+  readonly state: HandleState = { refs: 0, closed: false };
+
   /** References held: one per occurrence of the id received, until close(). */
-  refs = 0;
+  get refs(): number {
+    return this.state.refs;
+  }
+  set refs(n: number) {
+    this.state.refs = n;
+  }
+
   /** True once released (or once the connection has ended). */
-  closed = false;
+  get closed(): boolean {
+    return this.state.closed;
+  }
+  set closed(v: boolean) {
+    this.state.closed = v;
+  }
   /** @internal */
   kept = false;
   /** @internal */

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import v8 from "node:v8";
+import vm from "node:vm";
 
 import { Handle } from "../src/handle.js";
 import { ApplicationError, Cancelled, Disconnected, LimitExceeded, NoSuchHandle, RPCError, Timeout } from "../src/errors.js";
@@ -72,6 +74,73 @@ test("a handle received twice is one proxy with two references, given back by on
   h.close(); // twice is fine, and sends nothing
   await assert.rejects(h.call("X.y"), /closed/);
   await assert.rejects(client.call("Init.use", { h }), /closed/);
+});
+
+/** The engine's garbage collector, without --expose-gc on the command line. */
+function collector(): () => void {
+  v8.setFlagsFromString("--expose-gc");
+  return vm.runInNewContext("gc") as () => void;
+}
+
+/** Collects garbage until the peer has sent something, or gives up after about 2 s. */
+async function collectUntilSent(peer: Peer): Promise<Record<string, any> | undefined> {
+  const gc = collector();
+  const next = peer.recv();
+  let got: Record<string, any> | undefined;
+  void next.then((m) => (got = m));
+  for (let i = 0; i < 200 && got === undefined; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return got;
+}
+
+/** Asks for a handle that the test then drops: nothing keeps the proxy. */
+async function receiveAndDrop(peer: Peer, client: ReturnType<Peer["client"]>, id: number, result: unknown): Promise<void> {
+  const made = client.call("Init.make");
+  await peer.recv();
+  peer.answer(id, result);
+  const h = (await made) as unknown;
+  assert.ok(h !== undefined);
+}
+
+test("a proxy collected without close gives its references back with one counted release, and is reported", async () => {
+  const peer = new Peer();
+  const leaked: string[] = [];
+  const client = peer.client({ onLeak: (id) => leaked.push(id) });
+  await receiveAndDrop(peer, client, 1, [{ $handle: "s1.gc" }, { $handle: "s1.gc" }]);
+  const m = await collectUntilSent(peer);
+  assert.deepEqual(m, { jsonrpc: "2.0", method: "release", params: { handle: "s1.gc", count: 2 } });
+  assert.deepEqual(leaked, ["s1.gc"]);
+  // The id is free again: received anew, it is a new proxy with one reference.
+  const again = client.call("Init.make");
+  await peer.recv();
+  peer.answer(2, { $handle: "s1.gc" });
+  const h = (await again) as Handle;
+  assert.equal(h.refs, 1);
+  assert.ok(!h.closed);
+  h.close();
+  assert.deepEqual(await peer.recv(), { jsonrpc: "2.0", method: "release", params: { handle: "s1.gc" } });
+});
+
+test("a proxy closed before it is collected sends no second release", async () => {
+  const peer = new Peer();
+  const leaked: string[] = [];
+  const client = peer.client({ onLeak: (id) => leaked.push(id) });
+  const made = client.call("Init.make");
+  await peer.recv();
+  peer.answer(1, { $handle: "s1.closed" });
+  ((await made) as Handle).close();
+  assert.deepEqual(await peer.recv(), { jsonrpc: "2.0", method: "release", params: { handle: "s1.closed" } });
+  // Something to tell apart from a late release: the collector runs, then a call goes out.
+  const gc = collector();
+  for (let i = 0; i < 20; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  void client.call("Init.ping").catch(() => {});
+  assert.deepEqual(await peer.recv(), { jsonrpc: "2.0", id: 2, method: "Init.ping" });
+  assert.deepEqual(leaked, []);
 });
 
 test("objects and functions passed as arguments are served back as callbacks, and closed when released", async () => {

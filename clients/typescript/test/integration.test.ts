@@ -13,6 +13,8 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import v8 from "node:v8";
+import vm from "node:vm";
 
 import { ApplicationError, AuthError, Disconnected, InternalError, Timeout, connect, spawn } from "../src/index.js";
 
@@ -148,4 +150,25 @@ test("sockets: tls with the listener's certificate as the CA", { skip: skip || n
   }
   // Without the CA the listener's self-signed certificate is refused.
   await assert.rejects(connect(tls.address, { cookieFile }), /self.signed|certificate/i);
+});
+
+test("mpnode: a proxy dropped without close is released by the collector, and the node drops its object", { skip }, async () => {
+  const leaked: string[] = [];
+  await using client = await spawn([mpnode, "-serve"], { onLeak: (id) => leaked.push(id) });
+  const exports = async (): Promise<string[]> =>
+    ((await client.call("rpc.handles")) as { exports: Array<{ handle: string }> }).exports.map((e) => e.handle);
+  const before = await exports();
+  await (async () => {
+    const node = await client.init.makeNode();
+    assert.equal(node.interface, "Node");
+  })();
+  assert.equal((await exports()).length, before.length + 1);
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc") as () => void;
+  for (let i = 0; i < 200 && leaked.length === 0; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(leaked.length, 1);
+  assert.deepEqual(await exports(), before);
 });
