@@ -9,7 +9,6 @@
  */
 
 import { type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
 import { type Readable, type Writable } from "node:stream";
 
@@ -17,7 +16,8 @@ import {
   ApplicationError, AuthError, Cancelled, Disconnected, InternalError, InvalidParams, InvalidRequest, LimitExceeded,
   MethodNotFound, NoSuchHandle, RPCError, Timeout, fromWire,
 } from "./errors.js";
-import { Handle, type CallOptions, type HandleState, type Params, type Remote } from "./handle.js";
+import { Handle, type CallOptions, type Params, type Remote } from "./handle.js";
+import { Tables } from "./tables.js";
 import { AutoDecoder, FrameError, MAX_MESSAGE, type Framing, frame, parse, peek } from "./wire.js";
 
 /** What a callback gets besides its params. */
@@ -62,12 +62,6 @@ export interface ChildInfo {
   drained: Promise<void>;
 }
 
-interface Export {
-  obj: object;
-  refs: number;
-  interface: string | undefined;
-}
-
 interface Pending {
   method: string;
   resolve(value: unknown): void;
@@ -85,14 +79,6 @@ const REQUEST_KEYS = new Set(["jsonrpc", "id", "method", "params"]);
 const RESPONSE_KEYS = new Set(["jsonrpc", "id", "result", "error"]);
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
-/** A plain object or array is data; functions and other objects are exported as callbacks. */
-function isData(v: object): boolean {
-  if (Array.isArray(v)) return true;
-  const proto = Object.getPrototypeOf(v);
-  if (proto !== Object.prototype && proto !== null) return false;
-  return !Object.values(v).some((x) => typeof x === "function");
-}
 
 /**
  * One connection. Open it with spawn() or connect(); end it with close() or
@@ -117,12 +103,7 @@ export class Client<I = any> implements AsyncDisposable {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly abandoned = new Set<number>(); // ids of calls cancelled here, whose late answers are expected
-  private readonly imports = new Map<string, WeakRef<Handle>>(); // peer's id -> live proxy, not kept alive by this map
-  private readonly collected: FinalizationRegistry<{ id: string; state: HandleState }>;
-  private readonly onLeak: ((handle: string) => void) | undefined;
-  private readonly exports = new Map<string, Export>(); // our id -> exported object
-  private readonly exportIds = new Map<object, string>(); // exported object -> our id
-  private exportSeq = 0;
+  private readonly tables: Tables; // the peer's objects we hold, and ours it holds
   private readonly running = new Map<string, Running>(); // peer's request id (JSON) -> call being served
   private lastNotification: Promise<void> = Promise.resolve();
   private readonly schemas = new Map<string, { params: unknown; result: unknown }>();
@@ -148,8 +129,13 @@ export class Client<I = any> implements AsyncDisposable {
     this.decoder = new AutoDecoder(this.maxMessage);
     this.child = options.child;
     this.log = options.log ?? ((m) => process.stderr.write(`mpbridge: ${m}\n`));
-    this.onLeak = options.onLeak;
-    this.collected = new FinalizationRegistry((held) => this.releaseCollected(held.id, held.state));
+    this.tables = new Tables({
+      client: this,
+      send: (body) => this.write(body),
+      sending: () => !this.error,
+      onLeak: options.onLeak,
+      complain: (m) => this.complain(m),
+    });
     const init = new Handle(this, "init", "Init");
     init.refs = 1;
     this.init = init as Remote<I>;
@@ -202,7 +188,7 @@ export class Client<I = any> implements AsyncDisposable {
     const deadline = Date.now() + timeout;
     if (!this.closing) {
       this.closing = true;
-      for (const h of this.liveImports()) this.release(h);
+      for (const h of this.tables.liveImports()) this.release(h);
       this.release(this.init as Handle);
     }
     await within(this.ended, this.unauthenticated ? 0 : timeout);
@@ -231,18 +217,18 @@ export class Client<I = any> implements AsyncDisposable {
     try {
       // The params object itself is always data; its members may be callbacks.
       const p: Params = target.id === "init" ? {} : { $self: target.id };
-      for (const [k, v] of Object.entries(params ?? {})) if (v !== undefined) p[k] = this.encode(v, exported);
+      for (const [k, v] of Object.entries(params ?? {})) if (v !== undefined) p[k] = this.tables.encode(v, exported);
       const msg: Record<string, unknown> = { jsonrpc: "2.0", id: this.nextId, method };
       if (Object.keys(p).length) msg.params = p;
       data = JSON.stringify(msg);
       const size = Buffer.byteLength(data);
       if (size > this.maxMessage) throw new LimitExceeded(`${method}: a message of ${size} bytes exceeds the ${this.maxMessage}-byte limit`);
     } catch (e) {
-      this.forget(exported);
+      this.tables.forget(exported);
       throw e;
     }
     const id = this.nextId++;
-    for (const hid of exported) this.exports.get(hid)!.refs++;
+    this.tables.sent(exported);
     this.write(data);
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
@@ -280,144 +266,7 @@ export class Client<I = any> implements AsyncDisposable {
 
   /** @internal Gives back count references of h (all of them when undefined). */
   release(h: Handle, count?: number): void {
-    if (h.closed) return;
-    const n = count === undefined ? h.refs : Math.min(count, h.refs);
-    h.refs -= n;
-    if (h.refs === 0) {
-      h.closed = true;
-      if (this.imports.get(h.id)?.deref() === h) this.imports.delete(h.id);
-      this.collected.unregister(h.state);
-    }
-    if (n > 0 && !this.error) {
-      this.write(JSON.stringify({ jsonrpc: "2.0", method: "release", params: n === 1 ? { handle: h.id } : { handle: h.id, count: n } }));
-    }
-  }
-
-  /**
-   * The safety net: a proxy was collected while it held references (a
-   * close() unregisters it). They are given back with one counted release,
-   * as close() would have. The id may already name a new proxy, made when
-   * the peer sent it again after this one became unreachable: that one
-   * keeps its own references and its entry.
-   */
-  private releaseCollected(id: string, state: HandleState): void {
-    if (state.closed || state.refs === 0) return;
-    const n = state.refs;
-    state.refs = 0;
-    state.closed = true;
-    const entry = this.imports.get(id);
-    if (entry !== undefined && entry.deref() === undefined) this.imports.delete(id);
-    if (!this.error && !this.unauthenticated) {
-      this.write(JSON.stringify({ jsonrpc: "2.0", method: "release", params: n === 1 ? { handle: id } : { handle: id, count: n } }));
-    }
-    this.onLeak?.(id);
-  }
-
-  /** The proxies still reachable, for close() and rpc.handles. */
-  private liveImports(): Handle[] {
-    const out: Handle[] = [];
-    for (const ref of this.imports.values()) {
-      const h = ref.deref();
-      if (h !== undefined && !h.closed) out.push(h);
-    }
-    return out;
-  }
-
-  private releaseAll(occurrences: Handle[]): void {
-    const counts = new Map<Handle, number>();
-    for (const h of occurrences) counts.set(h, (counts.get(h) ?? 0) + 1);
-    for (const [h, n] of counts) if (!h.kept) this.release(h, n);
-  }
-
-  /**
-   * Replaces every `{"$handle": id}` in value: the peer's ids by proxies
-   * (one reference per occurrence, each appended to occurrences), ours by
-   * the original object.
-   */
-  private import(value: unknown, occurrences: Handle[]): unknown {
-    if (Array.isArray(value)) return value.map((v) => this.import(v, occurrences));
-    if (!isRecord(value)) return value;
-    const keys = Object.keys(value);
-    const hid = value.$handle;
-    if (keys.length === 1 && typeof hid === "string") {
-      const ex = this.exports.get(hid);
-      if (ex) return ex.obj;
-      if (hid.startsWith("c")) throw new NoSuchHandle(`no live object ${JSON.stringify(hid)} on this connection`);
-      let h = this.imports.get(hid)?.deref();
-      if (!h || h.closed) {
-        h = new Handle(this, hid);
-        this.imports.set(hid, new WeakRef(h));
-        this.collected.register(h, { id: hid, state: h.state }, h.state);
-      }
-      h.refs++;
-      occurrences.push(h);
-      return h;
-    }
-    const out: Record<string, unknown> = {};
-    for (const k of keys) out[k] = this.import(value[k], occurrences);
-    return out;
-  }
-
-  /**
-   * Returns value as JSON data, with handles and exported objects as
-   * `{"$handle": id}`; the ids of objects exported are appended to exported.
-   */
-  private encode(value: unknown, exported: string[]): unknown {
-    switch (typeof value) {
-      case "undefined":
-        return null;
-      case "string":
-      case "boolean":
-        return value;
-      case "number":
-        if (!Number.isFinite(value)) throw new TypeError(`cannot send ${value}: not JSON`);
-        return value;
-      case "bigint":
-      case "symbol":
-        throw new TypeError(`cannot send a ${typeof value}: not JSON`);
-    }
-    if (value === null) return null;
-    if (value instanceof Handle) {
-      if (value.client !== this) throw new Error(`${value} belongs to another connection`);
-      if (value.closed) throw new Error(`${value} is closed`);
-      return { $handle: value.id };
-    }
-    const obj = value as object;
-    const toJSON = (obj as { toJSON?: unknown }).toJSON;
-    if (typeof obj === "object" && typeof toJSON === "function") return this.encode(toJSON.call(obj), exported); // a Date
-    if (typeof obj === "object" && isData(obj)) {
-      if (Array.isArray(obj)) return obj.map((v) => this.encode(v, exported));
-      const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(obj)) if (v !== undefined) out[k] = this.encode(v, exported);
-      return out;
-    }
-    let hid = this.exportIds.get(obj);
-    if (hid === undefined) {
-      hid = `c${++this.exportSeq}.${randomBytes(8).toString("hex")}`;
-      this.exports.set(hid, { obj, refs: 0, interface: undefined });
-      this.exportIds.set(obj, hid);
-    }
-    exported.push(hid);
-    return { $handle: hid };
-  }
-
-  /** Drops exports minted for a message that was never sent. */
-  private forget(exported: string[]): void {
-    for (const hid of exported) if (this.exports.get(hid)?.refs === 0) this.dropExport(hid, false);
-  }
-
-  private dropExport(hid: string, close = true): void {
-    const ex = this.exports.get(hid);
-    if (!ex) return;
-    this.exports.delete(hid);
-    this.exportIds.delete(ex.obj);
-    if (!close || typeof ex.obj === "function") return;
-    const o = ex.obj as { close?: unknown; [Symbol.dispose]?: unknown };
-    const fn = typeof o.close === "function" ? o.close : typeof o[Symbol.dispose] === "function" ? o[Symbol.dispose] : undefined;
-    if (typeof fn !== "function") return;
-    Promise.resolve()
-      .then(() => fn.call(o))
-      .catch((e: unknown) => this.complain(`closing an exported object failed: ${e}`));
+    this.tables.release(h, count);
   }
 
   // ----- reading -----
@@ -490,7 +339,7 @@ export class Client<I = any> implements AsyncDisposable {
         if (e.code === AuthError.code) this.unauthenticated = true;
         throw fromWire(e.code as number, e.message, e.data);
       }
-      result = this.import(msg.result, occurrences);
+      result = this.tables.import(msg.result, occurrences);
     } catch (e) {
       pending?.reject(e as Error);
       return;
@@ -499,7 +348,7 @@ export class Client<I = any> implements AsyncDisposable {
       if (!(typeof id === "number" && this.abandoned.delete(id))) {
         this.complain(`a response nobody waits for (id ${JSON.stringify(id)}); giving back its handles`);
       }
-      this.releaseAll(occurrences);
+      this.tables.releaseAll(occurrences);
       return;
     }
     this.type(result, this.schemas.get(pending.method)?.result);
@@ -539,8 +388,7 @@ export class Client<I = any> implements AsyncDisposable {
         return answer(true);
       case "rpc.handles":
         return answer({
-          exports: [...this.exports].map(([handle, ex]) => ({ handle, interface: ex.interface ?? ex.obj.constructor?.name ?? "Object", refs: ex.refs })),
-          imports: this.liveImports().map((h) => ({ handle: h.id, refs: h.refs })),
+          ...this.tables.list(),
         });
       case "rpc.discover": // exported JavaScript objects declare no interfaces
         return answer({ openrpc: "1.3.2", info: { title: "mpbridge TypeScript client", version: "1" }, methods: [] });
@@ -549,7 +397,7 @@ export class Client<I = any> implements AsyncDisposable {
     const occurrences: Handle[] = [];
     let args: Params;
     try {
-      args = this.import(params, occurrences) as Params;
+      args = this.tables.import(params, occurrences) as Params;
     } catch (e) {
       return answer(undefined, e instanceof RPCError ? e : new InvalidParams(`invalid params: ${(e as Error).message}`));
     }
@@ -570,13 +418,7 @@ export class Client<I = any> implements AsyncDisposable {
       this.complain(`bad release: ${JSON.stringify(params).slice(0, 200)}`);
       return;
     }
-    const ex = this.exports.get(handle);
-    if (!ex) {
-      this.complain(`release of ${JSON.stringify(handle)}, which is not a live object`);
-      return;
-    }
-    ex.refs -= count as number;
-    if (ex.refs <= 0) this.dropExport(handle);
+    this.tables.released(handle, count as number);
   }
 
   private async serve(method: string, args: Params, occurrences: Handle[], answer: Answer, key: string | undefined,
@@ -587,7 +429,7 @@ export class Client<I = any> implements AsyncDisposable {
       if (selfId === undefined) {
         throw new MethodNotFound(`method not found: ${method} (this client serves no Init; name an object with $self)`);
       }
-      const ex = typeof selfId === "string" ? this.exports.get(selfId) : undefined;
+      const ex = typeof selfId === "string" ? this.tables.exported(selfId) : undefined;
       if (!ex) throw new NoSuchHandle(`no live object ${JSON.stringify(selfId)} on this connection`);
       const dot = method.lastIndexOf(".");
       const iface = method.slice(0, Math.max(dot, 0));
@@ -599,7 +441,7 @@ export class Client<I = any> implements AsyncDisposable {
     } catch (e) {
       answer(undefined, e instanceof RPCError ? e : new ApplicationError(e instanceof Error ? e.message || e.name : String(e)));
     } finally {
-      this.releaseAll(occurrences);
+      this.tables.releaseAll(occurrences);
       if (key !== undefined && this.running.get(key)?.controller.signal === signal) this.running.delete(key);
     }
   }
@@ -619,10 +461,10 @@ export class Client<I = any> implements AsyncDisposable {
       } else {
         const exported: string[] = [];
         try {
-          tail = `"result":${JSON.stringify(this.encode(result, exported))}`;
-          for (const hid of exported) this.exports.get(hid)!.refs++;
+          tail = `"result":${JSON.stringify(this.tables.encode(result, exported))}`;
+          this.tables.sent(exported);
         } catch (e) {
-          this.forget(exported);
+          this.tables.forget(exported);
           tail = `"error":${JSON.stringify({ code: InternalError.code, message: `cannot send the answer: ${(e as Error).message}` })}`;
         }
       }
@@ -688,13 +530,8 @@ export class Client<I = any> implements AsyncDisposable {
     this.pending.clear();
     for (const r of this.running.values()) r.controller.abort(this.disconnected());
     this.running.clear();
-    for (const h of this.liveImports()) {
-      h.closed = true;
-      this.collected.unregister(h.state);
-    }
-    this.imports.clear();
+    this.tables.dropAll();
     (this.init as Handle).closed = true;
-    for (const hid of [...this.exports.keys()]) this.dropExport(hid);
     this.output.end();
   }
 
