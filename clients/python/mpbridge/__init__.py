@@ -120,7 +120,9 @@ def spawn(argv, **options):
     Options: framing ("lines", the default, or "lsp"); max_message (bytes,
     default 16 MiB); discover (default True: ask rpc.discover so that
     handles get method attributes); stderr (a text file, default
-    sys.stderr); env; cwd."""
+    sys.stderr); env; cwd; on_leak (called with the id of each Handle
+    the garbage collector reclaimed unclosed, after the client gave its
+    references back)."""
     argv = list(argv)
     return Client(lambda **kw: aio._spawn(argv, **options, **kw))
 

@@ -22,6 +22,7 @@ import signal
 import ssl
 import sys
 import threading
+import weakref
 
 from . import errors
 from .errors import Cancelled, Disconnected, InvalidParams, MethodNotFound, NoSuchHandle, RPCError
@@ -41,16 +42,35 @@ class Handle:
     (from the peer's rpc.discover, or "Init" for client.init) its methods
     are attributes too: await node.getBlockCount(). The proxy holds one
     reference per occurrence of its id received; close(), or leaving a
-    with block, gives them all back with one counted release.
+    with block, gives them all back with one counted release. A proxy
+    garbage collected unclosed gives them back too, as a safety net (see
+    on_leak): close it to free the peer's object in good time.
     """
 
     def __init__(self, client, hid, interface=None):
         self._client = client
         self.id = hid
         self.interface = interface
-        self.refs = 0
-        self.closed = False
+        self._state = _HandleState()
         self._kept = False
+
+    @property
+    def refs(self):
+        """References held: one per occurrence of the id received, until close()."""
+        return self._state.refs
+
+    @refs.setter
+    def refs(self, n):
+        self._state.refs = n
+
+    @property
+    def closed(self):
+        """True once released (or once the connection has ended)."""
+        return self._state.closed
+
+    @closed.setter
+    def closed(self, v):
+        self._state.closed = v
 
     async def call(self, method, params=None, *, timeout=None, **kwparams):
         """Calls method on this object with named params (a dict, keyword
@@ -94,6 +114,17 @@ class Handle:
         return "<%s %s %s%s>" % (type(self).__name__, self.interface or "?", self.id, " closed" if self.closed else "")
 
 
+class _HandleState:
+    """What the safety net needs once a Handle is collected: kept apart from
+    the Handle so it does not keep it alive."""
+    __slots__ = ("refs", "closed", "finalizer")
+
+    def __init__(self):
+        self.refs = 0
+        self.closed = False
+        self.finalizer = None
+
+
 class _Export:
     __slots__ = ("obj", "key", "refs", "interface")
 
@@ -110,8 +141,10 @@ class Client:
     waits for it to exit (killing it after the timeout)."""
 
     def __init__(self, reader, writer, *, name, framing="lines", max_message=MAX_MESSAGE,
-                 proc=None, stderr=None, handle_class=Handle, callbacks_in_threads=False, bootstrap=None):
+                 proc=None, stderr=None, handle_class=Handle, callbacks_in_threads=False, bootstrap=None,
+                 on_leak=None):
         self.name = name
+        self._on_leak = on_leak
         # An endpoint that serves a bootstrap object (a child started by
         # its parent, see serve_stdio) answers calls without "$self" with
         # it and mints handle ids starting with "s"; a client mints "c".
@@ -129,7 +162,7 @@ class Client:
         self._drain_lock = asyncio.Lock()
         self._next_id = 1
         self._pending = {}  # our request id -> (future, method)
-        self._imports = {}  # peer's handle id -> live Handle
+        self._imports = weakref.WeakValueDictionary()  # peer's handle id -> live Handle, not kept alive here
         self._exports = {}  # our handle id -> _Export
         self._export_ids = {}  # identity key of an exported object -> our handle id
         self._export_seq = 0
@@ -282,11 +315,38 @@ class Client:
             h.closed = True
             if self._imports.get(h.id) is h:
                 del self._imports[h.id]
+            if h._state.finalizer is not None:
+                h._state.finalizer.detach()
         if n > 0 and self._error is None:
-            params = {"handle": h.id}
-            if n != 1:
-                params["count"] = n
-            self._write({"jsonrpc": "2.0", "method": "release", "params": params})
+            self._write_release(h.id, n)
+
+    def _write_release(self, hid, n):
+        params = {"handle": hid}
+        if n != 1:
+            params["count"] = n
+        self._write({"jsonrpc": "2.0", "method": "release", "params": params})
+
+    def _collected(self, hid, state):
+        """A Handle holding references was collected. This runs wherever the
+        collector ran (any thread, in the middle of any code): the release
+        itself is written on the client's loop."""
+        try:
+            self._loop.call_soon_threadsafe(self._release_collected, hid, state)
+        except RuntimeError:
+            pass  # the loop is closed: so is the connection
+
+    def _release_collected(self, hid, state):
+        """The safety net: gives back what a collected Handle held, with one
+        counted release, as close() would have. The id may already name a new
+        Handle, made when the peer sent it again: that one keeps its own
+        references and its entry."""
+        if state.closed or state.refs == 0:
+            return
+        n, state.refs, state.closed = state.refs, 0, True
+        if self._error is None:
+            self._write_release(hid, n)
+        if self._on_leak is not None:
+            self._on_leak(hid)
 
     def _release_all(self, occurrences):
         counts = collections.Counter(occurrences)
@@ -307,8 +367,11 @@ class Client:
                 if hid.startswith(self._prefix):
                     raise NoSuchHandle("no live object %s on this connection" % dumps(hid).decode())
                 h = self._imports.get(hid)
-                if h is None:
+                if h is None or h.closed:
                     h = self._imports[hid] = self._handle_class(self, hid)
+                    fin = weakref.finalize(h, self._collected, hid, h._state)
+                    fin.atexit = False
+                    h._state.finalizer = fin
                 h.refs += 1
                 occurrences.append(h)
                 return h
@@ -495,7 +558,7 @@ class Client:
             answer(result={
                 "exports": [{"handle": h, "interface": ex.interface or type(ex.obj).__name__, "refs": ex.refs}
                             for h, ex in self._exports.items()],
-                "imports": [{"handle": h, "refs": p.refs} for h, p in self._imports.items()]})
+                "imports": [{"handle": h, "refs": p.refs} for h, p in list(self._imports.items())]})
         elif method == "rpc.discover":  # exported Python objects declare no interfaces
             answer(result={"openrpc": "1.3.2", "info": {"title": "mpbridge Python client", "version": "1"}, "methods": []})
         elif method.startswith("$/") and not has_id:
@@ -665,6 +728,8 @@ class Client:
             task.cancel()
         for h in list(self._imports.values()):
             h.closed = True
+            if h._state.finalizer is not None:
+                h._state.finalizer.detach()
         self._imports.clear()
         self.init.closed = True
         for hid in list(self._exports):
@@ -833,18 +898,19 @@ def spawn(argv, **options):
 
     Options: framing ("lines" or "lsp"), max_message (bytes), discover
     (default True: fetch rpc.discover for method attributes), stderr, env,
-    cwd."""
+    cwd, on_leak (called with the id of each Handle the garbage collector
+    reclaimed unclosed, after its references were given back)."""
     return _Opener(_spawn(list(argv), **options))
 
 
 async def _spawn(argv, *, framing="lines", max_message=MAX_MESSAGE, discover=True, stderr=None,
-                 env=None, cwd=None, handle_class=Handle, callbacks_in_threads=False):
+                 env=None, cwd=None, handle_class=Handle, callbacks_in_threads=False, on_leak=None):
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=env, cwd=cwd, start_new_session=True)
     client = Client(proc.stdout, proc.stdin, name=os.path.basename(argv[0]), framing=framing,
                     max_message=max_message, proc=proc, stderr=stderr, handle_class=handle_class,
-                    callbacks_in_threads=callbacks_in_threads)
+                    callbacks_in_threads=callbacks_in_threads, on_leak=on_leak)
     return await _start(client, None, discover)
 
 
@@ -898,7 +964,8 @@ def connect(address=None, **options):
 
 
 async def _connect(address=None, *, sock=None, cookie=None, cookiefile=None, ca=None, framing="lines",
-                   max_message=MAX_MESSAGE, discover=True, handle_class=Handle, callbacks_in_threads=False):
+                   max_message=MAX_MESSAGE, discover=True, handle_class=Handle, callbacks_in_threads=False,
+                   on_leak=None):
     if cookiefile is not None:
         with open(cookiefile) as f:
             cookie = f.read().strip()
@@ -918,7 +985,7 @@ async def _connect(address=None, *, sock=None, cookie=None, cookiefile=None, ca=
         else:
             raise ValueError("address must be unix:PATH, tcp:HOST:PORT or tls:HOST:PORT, not %r" % (address,))
     client = Client(reader, writer, name=address, framing=framing, max_message=max_message,
-                    handle_class=handle_class, callbacks_in_threads=callbacks_in_threads)
+                    handle_class=handle_class, callbacks_in_threads=callbacks_in_threads, on_leak=on_leak)
     return await _start(client, cookie, discover)
 
 

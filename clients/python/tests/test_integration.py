@@ -107,6 +107,19 @@ class _Service:
         with self.assertRaises(ValueError):
             await c.value()
 
+    async def test_a_dropped_handle_is_released_by_the_collector(self):
+        async def exports():
+            return [e["handle"] for e in (await self.client.call("rpc.handles"))["exports"]]
+        c = await self.client.init.newCounter()
+        hid = c.id
+        self.assertIn(hid, await exports())
+        del c  # never closed: CPython collects it here, and the safety net releases it
+        for _ in range(100):
+            if hid not in await exports():
+                break
+            await asyncio.sleep(0.01)
+        self.assertEqual(await exports(), ["init"])
+
     async def test_callbacks(self):
         init = self.client.init
         seen = []

@@ -72,7 +72,8 @@ class PeerTest(unittest.IsolatedAsyncioTestCase):
         a, b = socket.socketpair()
         self.peer = Peer(b, self.framing)
         await self.peer.open()
-        self.client = await aio.connect(sock=a, discover=False, framing=self.framing)
+        self.leaked = []
+        self.client = await aio.connect(sock=a, discover=False, framing=self.framing, on_leak=self.leaked.append)
 
     async def asyncTearDown(self):
         self.peer.writer.close()
@@ -316,6 +317,29 @@ class HandleTest(PeerTest):
         with self.assertRaises(ValueError):
             await h1.call("Counter.value")
 
+    async def test_a_handle_collected_unclosed_gives_its_references_back_and_is_reported(self):
+        task, req = await self.call("Init.many")
+        self.peer.answer(req, [{"$handle": "s1"}, {"$handle": "s1"}])
+        got = await task
+        self.assertEqual(got[0].refs, 2)
+        del got, task  # the last references (the task keeps its result): CPython collects the Handle here
+        self.assertEqual(await self.peer.recv(),
+                         {"jsonrpc": "2.0", "method": "release", "params": {"handle": "s1", "count": 2}})
+        self.assertEqual(self.leaked, ["s1"])
+        # The id is free again: received anew, it is a new Handle with one reference.
+        task, req = await self.call("Init.one")
+        self.peer.answer(req, {"$handle": "s1"})
+        h = await task
+        self.assertEqual((h.refs, h.closed), (1, False))
+        h.close()
+        self.assertEqual(await self.peer.recv(), {"jsonrpc": "2.0", "method": "release", "params": {"handle": "s1"}})
+        del h, task  # closed: the collector sends nothing more
+        task, req = await self.call("Init.ping")
+        self.assertEqual(req["method"], "Init.ping")
+        self.peer.answer(req, True)
+        await task
+        self.assertEqual(self.leaked, ["s1"])
+
     async def test_handle_as_target_and_as_argument(self):
         task, req = await self.call("Init.newCounter")
         self.peer.answer(req, {"$handle": "s1"})
@@ -380,7 +404,8 @@ class HandleTest(PeerTest):
             task = asyncio.ensure_future(client.init.pair())
             req = await peer.recv()
             peer.answer(req, [{"$handle": "s2"}, {"$handle": "s3"}])
-            self.assertEqual([h.interface for h in await task], ["Counter", "Counter"])
+            pair = await task  # kept: a Handle collected now would send its release in the middle
+            self.assertEqual([h.interface for h in pair], ["Counter", "Counter"])
             # A handle arriving in a callback's params is typed from the schema too.
             seen = []
             task = asyncio.ensure_future(client.call("Init.watch", w=lambda counter: seen.append(counter)))
