@@ -213,12 +213,15 @@ func computeHandles(t reflect.Type, visiting map[reflect.Type]bool) bool {
 // it referenced. A pointer to an interface value exports the pointee as
 // that interface.
 func (c *Conn) marshalValue(v any) ([]byte, []string, error) {
-	if v == nil {
-		return []byte("null"), nil, nil
-	}
 	if b, ok, err := c.appendFast(nil, v); ok {
 		return b, nil, err
 	}
+	return c.marshalReflect(v)
+}
+
+// marshalReflect is marshalValue for a value appendFast does not take,
+// through the JSON package.
+func (c *Conn) marshalReflect(v any) ([]byte, []string, error) {
 	switch v.(type) {
 	case *Remote, Proxy, Object:
 		// The whole value is an object: there is no field whose static

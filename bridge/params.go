@@ -143,12 +143,12 @@ func (c *Conn) appendNamed(b []byte, n Named) ([]byte, error) {
 }
 
 // appendValue appends the JSON text of v to b: the common scalar types
-// directly (appendFast), anything else as marshalValue encodes it.
+// directly (appendFast), anything else through the JSON package.
 func (c *Conn) appendValue(b []byte, v any) ([]byte, error) {
 	if out, ok, err := c.appendFast(b, v); ok {
 		return out, err
 	}
-	raw, _, err := c.marshalValue(v)
+	raw, _, err := c.marshalReflect(v)
 	if err != nil {
 		return nil, err
 	}

@@ -196,12 +196,7 @@ func TestCancelAndReleaseActDuringDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWire(t, &bridge.Options{DrainTimeout: time.Hour})
 		w.send(`{"jsonrpc":"2.0","id":1,"method":"Init.newCounter"}` + "\n")
-		m := w.recvJSON()
-		res, _ := m["result"].(map[string]any)
-		h, _ := res["$handle"].(string)
-		if h == "" {
-			t.Fatalf("newCounter: %v", m)
-		}
+		h := handleOf(t, w.recvJSON())
 		w.send(`{"jsonrpc":"2.0","id":2,"method":"Init.sleep","params":{"ms":3600000}}` + "\n")
 		eventually(t, "the call to start", func() bool { return inFlight(w.server) == 1 })
 		w.send(`{"jsonrpc":"2.0","method":"release","params":{"handle":"init"}}` + "\n")
@@ -211,7 +206,7 @@ func TestCancelAndReleaseActDuringDrain(t *testing.T) {
 			t.Errorf("exports during the drain %v, want only init: the release of %s was ignored", exports, h)
 		}
 		w.send(`{"jsonrpc":"2.0","method":"cancel","params":{"id":2}}` + "\n")
-		m = w.recvJSON()
+		m := w.recvJSON()
 		if errCode(m) != -32800 || strings.Contains(fmt.Sprint(m["error"]), "drain limit") {
 			t.Fatalf("got %v, want -32800 from the cancel", m)
 		}
