@@ -18,7 +18,7 @@ import {
 } from "./errors.js";
 import { Handle, type CallOptions, type Params, type Remote } from "./handle.js";
 import { Tables } from "./tables.js";
-import { AutoDecoder, FrameError, MAX_MESSAGE, type Framing, frame, parse, peek } from "./wire.js";
+import { AutoDecoder, FrameError, MAX_MESSAGE, type Framing, frame, isRecord, parse, peek } from "./wire.js";
 
 /** What a callback gets besides its params. */
 export interface CallContext {
@@ -77,8 +77,6 @@ type Answer = (result: unknown, error?: RPCError) => void;
 
 const REQUEST_KEYS = new Set(["jsonrpc", "id", "method", "params"]);
 const RESPONSE_KEYS = new Set(["jsonrpc", "id", "result", "error"]);
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /**
  * One connection. Open it with spawn() or connect(); end it with close() or

@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { type Client } from "./client.js";
 import { NoSuchHandle } from "./errors.js";
 import { Handle, type HandleState } from "./handle.js";
+import { isRecord } from "./wire.js";
 
 /** What the tables need from their connection. */
 export interface TablesHost {
@@ -30,8 +31,6 @@ interface Export {
   refs: number;
   interface: string | undefined;
 }
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** A plain object or array is data; functions and other objects are exported as callbacks. */
 function isData(v: object): boolean {

@@ -15,6 +15,9 @@ const MAX_HEADER = 8 << 10;
 export const MAX_DEPTH = 1000;
 
 /** The two framings: newline-delimited JSON, or LSP's Content-Length headers. */
+/** Whether v is a JSON object (not null, not an array). */
+export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
 export type Framing = "lines" | "lsp";
 
 /** How much of a skipped message is kept, to find its id. */
